@@ -1,0 +1,43 @@
+# libjail: two set-up commands for a fresh machine, `make demo` and `make test`.
+# Both install what they need (idempotently, with apt-get) and then run. Tests that need root run
+# for real when invoked as root.
+
+SHELL := /bin/bash
+GO ?= go
+BUILD := _build
+# Debian packages: libseccomp for the seccomp package (cgo), busybox-static for test and demo rootfs.
+APT_PKGS := gcc pkg-config libseccomp-dev busybox-static
+
+.PHONY: deps test unit vet fmt-check demo demo-rootfs clean
+
+deps:
+	@missing=""; for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@$(GO) mod download
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# Every test: unit tests without root everywhere, integration tests as root against the real kernel.
+test: deps fmt-check vet
+	$(GO) test -count=1 -timeout 30m ./...
+
+demo: deps demo-rootfs
+	$(GO) build -o $(BUILD)/run ./examples/run
+	$(BUILD)/run --bundle $(BUILD)/demo-bundle --id libjail-demo
+
+# A small busybox rootfs and an OCI config for the demo.
+demo-rootfs:
+	$(GO) run ./internal/fixtures/cmd/mkbundle -busybox -out $(BUILD)/demo-bundle -- /bin/sh -c 'echo "hello from $$(hostname), pid $$$$ in a libjail container"; ls /; cat /proc/self/uid_map 2>/dev/null | head -1'
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,2 @@
+// Package capabilities owns Process.Capabilities of the OCI runtime spec.
+package capabilities

@@ -1,0 +1,2 @@
+// Package seccomp owns Linux.Seccomp of the OCI runtime spec.
+package seccomp
