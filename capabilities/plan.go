@@ -63,11 +63,10 @@ func plan(spec *specs.LinuxCapabilities, log *slog.Logger, last capability.Cap) 
 		known[Name(c)] = c
 	}
 	var unknown []string
-	given := 0
+	usable := 0
 	parse := func(field string, names []string) []capability.Cap {
 		out := []capability.Cap{}
 		for _, n := range names {
-			given++
 			c, ok := known[n]
 			switch {
 			case !ok:
@@ -83,6 +82,7 @@ func plan(spec *specs.LinuxCapabilities, log *slog.Logger, last capability.Cap) 
 				}
 				continue
 			}
+			usable++
 			out = append(out, c)
 		}
 		slices.Sort(out)
@@ -93,7 +93,7 @@ func plan(spec *specs.LinuxCapabilities, log *slog.Logger, last capability.Cap) 
 	s.Permitted = parse("permitted", spec.Permitted)
 	s.Inheritable = parse("inheritable", spec.Inheritable)
 	s.Ambient = parse("ambient", spec.Ambient)
-	if given > 0 && len(unknown) == given {
+	if len(unknown) > 0 && usable == 0 {
 		return Set{}, fmt.Errorf("process.capabilities: %w: every name is unknown to this kernel: %s",
 			ErrUnknown, strings.Join(unknown, ", "))
 	}

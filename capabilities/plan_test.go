@@ -86,6 +86,12 @@ func TestPlan(t *testing.T) {
 			warnings: []string{"CAP_FLY", "kill", "CAP_BPF"},
 		},
 		{
+			name:     "every name unknown, repeated across sets",
+			spec:     &specs.LinuxCapabilities{Bounding: []string{"CAP_FLY"}, Permitted: []string{"CAP_FLY"}},
+			err:      ErrUnknown,
+			warnings: []string{"CAP_FLY", "CAP_FLY"},
+		},
+		{
 			name: "effective outside permitted",
 			spec: &specs.LinuxCapabilities{Bounding: []string{"CAP_KILL"}, Effective: []string{"CAP_KILL"}},
 			err:  ErrInvalid,
