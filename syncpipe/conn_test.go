@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -382,5 +383,88 @@ func TestSendUnregistered(t *testing.T) {
 	parent, _ := pair(t)
 	if err := parent.Send(context.Background(), dupPlan{}); err == nil {
 		t.Fatal("sent a type that is not part of the protocol")
+	}
+}
+
+func TestRecvDeadlineMidMessage(t *testing.T) {
+	parent, fd := rawPair(t)
+	if err := unix.Sendmsg(fd, frame(1, 0, 200<<10, make([]byte, 64<<10)), nil, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := parent.Recv(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want DeadlineExceeded", err)
+	}
+	// Half a message was consumed: the stream cannot be trusted any more.
+	if _, _, err := parent.Recv(context.Background()); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "out of step") {
+		t.Fatalf("next Recv: %v, want the earlier error", err)
+	}
+}
+
+func TestConcurrentSends(t *testing.T) {
+	parent, child := pair(t)
+	ctx := ctxTimeout(t, 20*time.Second)
+	const n = 8
+	errc := make(chan error, n)
+	for i := range n {
+		// Multi-datagram messages from several goroutines must not interleave.
+		go func() {
+			errc <- parent.Send(ctx, &Plan{Name: fmt.Sprint(i), Data: bytes.Repeat([]byte{byte(i)}, 300<<10)})
+		}()
+	}
+	seen := map[string]bool{}
+	for range n {
+		p, _, err := syncpipe.Receive[*Plan](ctx, child)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Data) != 300<<10 || bytes.Count(p.Data, p.Data[:1]) != len(p.Data) || seen[p.Name] {
+			t.Fatalf("message %q mixed up or repeated", p.Name)
+		}
+		seen[p.Name] = true
+	}
+	for range n {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestFromFileRejectsOtherFiles(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := proto.FromFile(r); err == nil {
+		t.Fatal("FromFile accepted a pipe")
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fds[1])
+	if _, err := proto.FromFile(os.NewFile(uintptr(fds[0]), "stream")); err == nil || !strings.Contains(err.Error(), "SOCK_SEQPACKET") {
+		t.Fatalf("FromFile on a stream socket: %v", err)
+	}
+}
+
+func TestCloseUnblocksRecv(t *testing.T) {
+	parent, _ := pair(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := parent.Recv(context.Background())
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	parent.Close()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("Recv on a closed Conn returned no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not unblock Recv")
 	}
 }
