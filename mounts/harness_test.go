@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -161,8 +162,9 @@ func childRun() (rep report) {
 	stop := make(chan struct{})
 	done := make(chan int)
 	if pr.Race != nil {
-		go swapper(filepath.Join(plan.Rootfs(), pr.Race.Path), pr.Race.Target, stop, done)
-		for range pr.Race.Rounds {
+		var swaps atomic.Int64
+		go swapper(filepath.Join(plan.Rootfs(), pr.Race.Path), pr.Race.Target, &swaps, stop, done)
+		for i := 0; i < pr.Race.Rounds || swaps.Load() < int64(pr.Race.Rounds); i++ {
 			// Errors are expected while the path changes under us; escapes are not.
 			_ = plan.MountAll()
 		}
@@ -193,7 +195,8 @@ func childRun() (rep report) {
 	if err := plan.FinishRoot(); err != nil {
 		return fail("FinishRoot", err)
 	}
-	if rep.Mountinfo, err = readMountinfo("/proc/self/mountinfo"); err != nil {
+	// Without a proc mount in the spec there is no /proc to read inside.
+	if rep.Mountinfo, err = readMountinfo("/proc/self/mountinfo"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fail("mountinfo", err)
 	}
 	rep.Stat = map[string]statResult{}
@@ -254,7 +257,7 @@ func readSome(p string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, 4096))
 }
 
-func swapper(path, target string, stop <-chan struct{}, done chan<- int) {
+func swapper(path, target string, swaps *atomic.Int64, stop <-chan struct{}, done chan<- int) {
 	n := 0
 	tmp := path + ".swap"
 	for {
@@ -272,6 +275,7 @@ func swapper(path, target string, stop <-chan struct{}, done chan<- int) {
 		}
 		_ = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE)
 		n++
+		swaps.Add(1)
 	}
 }
 
@@ -358,4 +362,3 @@ func isErr(s string, errno unix.Errno) bool {
 	return strings.HasPrefix(s, "error: ") && strings.HasSuffix(s, errno.Error())
 }
 
-var _ = errors.Is

@@ -64,7 +64,12 @@ func (r *resolver) open(path string, flags int) (int, error) {
 // mkdirAll creates path and its parents inside the root and returns an O_PATH fd of it. Each new
 // directory is made with mkdirat(2) in the parent just opened inside the root, so a symlink can
 // never make it create something outside.
-func (r *resolver) mkdirAll(path string) (int, error) {
+func (r *resolver) mkdirAll(path string) (int, error) { return r.mkdirAllDepth(path, 0) }
+
+// maxLinks bounds how many dangling symlinks one creation follows (the kernel's own limit is 40).
+const maxLinks = 40
+
+func (r *resolver) mkdirAllDepth(path string, depth int) (int, error) {
 	fd, err := r.open("/", unix.O_DIRECTORY)
 	if err != nil {
 		return -1, err
@@ -77,7 +82,18 @@ func (r *resolver) mkdirAll(path string) (int, error) {
 		next := cur + "/" + c
 		nfd, err := r.open(next, unix.O_DIRECTORY)
 		if errors.Is(err, unix.ENOENT) {
-			if merr := unix.Mkdirat(fd, c, 0o755); merr != nil && merr != unix.EEXIST {
+			merr := unix.Mkdirat(fd, c, 0o755)
+			if merr == unix.EEXIST {
+				// A dangling symlink: make what it points to, inside the root.
+				merr = r.followDangling(fd, c, depth, func(p string, d int) error {
+					cfd, err := r.mkdirAllDepth(p, d)
+					if err == nil {
+						unix.Close(cfd)
+					}
+					return err
+				})
+			}
+			if merr != nil {
 				unix.Close(fd)
 				return -1, fmt.Errorf("mkdir %s in root: %w", next, merr)
 			}
@@ -94,21 +110,57 @@ func (r *resolver) mkdirAll(path string) (int, error) {
 
 // mkfile creates an empty file at path inside the root (and its parents), as a mount point for a
 // bind of a file.
-func (r *resolver) mkfile(path string) (int, error) {
+func (r *resolver) mkfile(path string) (int, error) { return r.mkfileDepth(path, 0) }
+
+func (r *resolver) mkfileDepth(path string, depth int) (int, error) {
 	dir, base := filepath.Split(filepath.Clean("/" + path))
-	dfd, err := r.mkdirAll(dir)
+	dfd, err := r.mkdirAllDepth(dir, depth)
 	if err != nil {
 		return -1, err
 	}
+	defer unix.Close(dfd)
 	fd, err := unix.Openat(dfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-	unix.Close(dfd)
-	if err != nil && err != unix.EEXIST {
-		return -1, fmt.Errorf("create %s in root: %w", path, err)
-	}
-	if err == nil {
+	if err == unix.EEXIST {
+		err = r.followDangling(dfd, base, depth, func(p string, d int) error {
+			ffd, err := r.mkfileDepth(p, d)
+			if err == nil {
+				unix.Close(ffd)
+			}
+			return err
+		})
+	} else if err == nil {
 		unix.Close(fd)
 	}
+	if err != nil {
+		return -1, fmt.Errorf("create %s in root: %w", path, err)
+	}
 	return r.open(path, 0)
+}
+
+// followDangling is called when name exists in dir but does not resolve: if it is a symlink, the
+// path it points to (read as the kernel would inside the root: absolute means from the root, and
+// ".." stops at it) is created with create. Anything else is EEXIST.
+func (r *resolver) followDangling(dir int, name string, depth int, create func(string, int) error) error {
+	if depth >= maxLinks {
+		return unix.ELOOP
+	}
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dir, name, buf)
+	if err == unix.EINVAL {
+		return unix.EEXIST // not a symlink
+	}
+	if err != nil {
+		return err
+	}
+	target := string(buf[:n])
+	if !filepath.IsAbs(target) {
+		at, ok := r.fdPath(dir)
+		if !ok {
+			return fmt.Errorf("%w: directory outside the root", ErrUnsafe)
+		}
+		target = filepath.Join(at, target)
+	}
+	return create(filepath.Clean("/"+target), depth+1)
 }
 
 // target opens (creating it if missing) the mount point for a mount whose source is a directory or
