@@ -361,4 +361,3 @@ func mustPlan(t *testing.T, spec *specs.Spec, opts Options) *RootfsPlan {
 func isErr(s string, errno unix.Errno) bool {
 	return strings.HasPrefix(s, "error: ") && strings.HasSuffix(s, errno.Error())
 }
-
