@@ -1,3 +1,52 @@
 // Package mounts owns Root, Mounts, Linux.RootfsPropagation, Linux.MaskedPaths and
 // Linux.ReadonlyPaths of the OCI runtime spec, and the switch into the new root.
+//
+// [Plan] turns those fields into a [RootfsPlan]: pure, JSON-serialisable data that the parent
+// builds and sends to the container's init. Every spec error is found there, before any kernel
+// state exists, as an [*Error] naming the field ("mounts[3]") and wrapping [ErrInvalid],
+// [ErrUnsupported] or [ErrUnsafe]. Option strings follow mount(8): flags, propagation, bind/rbind,
+// the recursive rro/rnosuid/... family and idmap/ridmap; anything else is a filesystem parameter
+// that the kernel validates one by one (fsconfig), so a parameter it refuses is named in the error.
+// Options that mean nothing to the kernel (fstab-only ones, remount, mand) are errors, not silence.
+//
+// The child applies the plan in four steps, in its new mount namespace:
+//
+//	PrepareRoot  rootfs propagation (rslave unless linux.rootfsPropagation says otherwise), the
+//	             parent mount made private, the root bound onto itself
+//	MountAll     every mount in order, then the /dev symlinks; the caller then creates the device
+//	             nodes under Rootfs()/dev when PrivateDev() (the devices package)
+//	EnterRoot    pivot_root, or MS_MOVE+chroot (NoPivot, or "/" is the initramfs)
+//	FinishRoot   masked paths, read-only paths, then root.readonly
+//
+// # Safety
+//
+// Every destination is resolved inside the root with openat2(RESOLVE_IN_ROOT|
+// RESOLVE_NO_MAGICLINKS): ".." and symlinks, absolute or not, stop at the root. Missing mount points
+// are created one component at a time with mkdirat in the directory just opened inside the root.
+// Mounts are then built detached (open_tree or fsopen/fsmount), given their attributes with
+// mount_setattr, and attached with move_mount onto the opened fd, so a symlink swapped in after the
+// lookup (the CVE-2021-30465 class) cannot redirect anything to the host. A mount point that turns
+// out to be on a procfs is refused unless it is /proc or a bind onto an allow-listed file. Masked
+// files get a bind of /dev/null that is checked by fstat to be the 1:3 character device; masked
+// directories get an empty read-only tmpfs.
+//
+// # Needs
+//
+// CAP_SYS_ADMIN in the mount namespace's owning user namespace, and Linux 5.12 (openat2,
+// the new mount API, mount_setattr). This package does not create the mount namespace.
+//
+// # Teardown
+//
+// Everything is mounted in the container's private mount namespace, so it all disappears when the
+// last process of that namespace exits; a failed start needs no unmounting. With the default
+// propagation nothing reaches the host: the namespace is made rslave before anything is mounted, the
+// mount holding the root is made private (so the root's bind is in no host peer group), and the old
+// root is made rslave before it is detached.
+//
+// linux.rootfsPropagation=shared/rshared asks for the opposite on purpose (the "bidirectional"
+// volumes of container engines): binds of shared host mounts stay peers of them, so a mount made
+// inside such a volume also appears on the host and outlives the namespace. Mounts the container's
+// processes make there are the caller's business; those this package makes from the spec are
+// removed by [RootfsPlan.Cleanup], which the caller runs on the host side at Destroy (it does
+// nothing for other propagations).
 package mounts

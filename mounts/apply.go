@@ -1,0 +1,256 @@
+package mounts
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+// applyState is what the child keeps between the apply steps.
+type applyState struct {
+	r *resolver
+}
+
+// PrepareRoot sets the propagation of the child's mount namespace (linux.rootfsPropagation, rslave
+// by default, so nothing mounted for the container reaches the host), makes the mount holding the
+// root private (pivot_root refuses a shared parent) and binds the root onto itself, so it is a mount
+// of its own. It must run in the container's new mount namespace.
+func (p *RootfsPlan) PrepareRoot() error {
+	flags := uintptr(unix.MS_SLAVE | unix.MS_REC)
+	if p.RootPropagation != 0 {
+		flags = uintptr(p.RootPropagation)
+	}
+	if err := unix.Mount("", "/", "", flags, ""); err != nil {
+		return &Error{Field: "linux.rootfsPropagation", Path: "/", Op: "mount propagation", Err: err}
+	}
+	if err := makeParentPrivate(p.Root); err != nil {
+		return &Error{Field: "root.path", Path: p.Root, Op: "make parent mount private", Err: err}
+	}
+	if err := unix.Mount(p.Root, p.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return &Error{Field: "root.path", Path: p.Root, Op: "bind root onto itself", Err: err}
+	}
+	r, err := openRoot(p.Root)
+	if err != nil {
+		return &Error{Field: "root.path", Path: p.Root, Op: "open", Err: err}
+	}
+	p.state.r.close()
+	p.state.r = r
+	return nil
+}
+
+// makeParentPrivate makes the mount that holds path private when it is shared. It is found by mount
+// id (statx), not by path prefix, so symlinks in the path cannot mislead it.
+func makeParentPrivate(path string) error {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_MNT_ID, &stx); err != nil {
+		return fmt.Errorf("statx: %w", err)
+	}
+	infos, err := mountinfo.GetMounts(func(i *mountinfo.Info) (skip, stop bool) {
+		return uint64(i.ID) != stx.Mnt_id, false
+	})
+	if err != nil {
+		return err
+	}
+	if len(infos) == 0 {
+		return fmt.Errorf("mount %d of %s not in mountinfo: %w", stx.Mnt_id, path, unix.ENOENT)
+	}
+	if !strings.Contains(infos[0].Optional, "shared:") {
+		return nil
+	}
+	return unix.Mount("", infos[0].Mountpoint, "", unix.MS_PRIVATE, "")
+}
+
+func (p *RootfsPlan) resolver() (*resolver, error) {
+	if p.state.r == nil {
+		return nil, fmt.Errorf("%w: PrepareRoot has not run", ErrInvalid)
+	}
+	return p.state.r, nil
+}
+
+// MountAll makes every planned mount in order, each resolved inside the root and attached through
+// an fd, then the /dev symlinks when libjail owns /dev. The device nodes come next, from the
+// caller, under Rootfs()/dev.
+func (p *RootfsPlan) MountAll() error {
+	r, err := p.resolver()
+	if err != nil {
+		return &Error{Field: "mounts", Op: "mount", Err: err}
+	}
+	for _, m := range p.Mounts {
+		if err := p.mount(r, m); err != nil {
+			return err
+		}
+	}
+	if p.DevTmpfs {
+		return r.makeDevSymlinks()
+	}
+	return nil
+}
+
+func (p *RootfsPlan) mount(r *resolver, m Mount) error {
+	fail := func(op string, err error) error {
+		return &Error{Field: m.Field, Path: m.Destination, Op: op, Err: err}
+	}
+	tree, dir, err := p.source(m)
+	if err != nil {
+		return fail("source", err)
+	}
+	defer unix.Close(tree)
+	if !m.RecAttr.Empty() {
+		if err := setattr(tree, true, m.RecAttr); err != nil {
+			return fail("mount_setattr (recursive)", err)
+		}
+	}
+	if !m.Attr.Empty() {
+		if err := setattr(tree, false, m.Attr); err != nil {
+			return fail("mount_setattr", err)
+		}
+	}
+	if m.IDMap != nil {
+		if err := idmap(tree, m.IDMap); err != nil {
+			return fail("idmap", err)
+		}
+	}
+	target, err := r.target(m.Destination, dir)
+	if err != nil {
+		return fail("mount point", err)
+	}
+	defer unix.Close(target)
+	if err := r.checkProc(target, m); err != nil {
+		return fail("mount point", err)
+	}
+	if err := unix.MoveMount(tree, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fail("move_mount", err)
+	}
+	for _, f := range m.Propagation {
+		if err := unix.MountSetattr(tree, "", uint(unix.AT_EMPTY_PATH|recursive(f&unix.MS_REC != 0)),
+			&unix.MountAttr{Propagation: f &^ unix.MS_REC}); err != nil {
+			return fail("propagation", err)
+		}
+	}
+	return nil
+}
+
+// source returns a detached mount for m: a clone of the bind source, or a new filesystem.
+func (p *RootfsPlan) source(m Mount) (tree int, dir bool, err error) {
+	if m.Bind {
+		return bindSource(m.Source, m.Recursive)
+	}
+	tree, err = newFilesystem(m)
+	if err != nil && m.Type == "sysfs" && p.UserNamespace && errors.Is(err, unix.EPERM) {
+		// A user namespace without its own network namespace may not mount sysfs: the kernel
+		// ties sysfs to the netns's owner. Show the host's /sys instead, as runc does; the
+		// mount's flags (usually ro) still apply.
+		p.logger().Warn("mounts: sysfs not permitted here, binding /sys instead", "field", m.Field)
+		return bindSource("/sys", true)
+	}
+	return tree, true, err
+}
+
+func bindSource(src string, rec bool) (int, bool, error) {
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if rec {
+		flags |= unix.AT_RECURSIVE
+	}
+	tree, err := unix.OpenTree(unix.AT_FDCWD, src, flags)
+	if err != nil {
+		return -1, false, fmt.Errorf("open_tree %s: %w", src, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(tree, &st); err != nil {
+		unix.Close(tree)
+		return -1, false, fmt.Errorf("fstat %s: %w", src, err)
+	}
+	return tree, st.Mode&unix.S_IFMT == unix.S_IFDIR, nil
+}
+
+// newFilesystem creates m's filesystem with fsopen/fsconfig/fsmount, one parameter at a time, so
+// an option the filesystem rejects is named in the error (with the kernel's own message).
+func newFilesystem(m Mount) (int, error) {
+	fs, err := unix.Fsopen(m.Type, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen %s: %w", m.Type, err)
+	}
+	defer unix.Close(fs)
+	if err := unix.FsconfigSetString(fs, "source", m.Source); err != nil {
+		return -1, fsError(fs, "source="+m.Source, err)
+	}
+	for _, f := range m.SBFlags {
+		if err := unix.FsconfigSetFlag(fs, f); err != nil {
+			return -1, fsError(fs, f, err)
+		}
+	}
+	for _, d := range m.Data {
+		if d.Flag {
+			err = unix.FsconfigSetFlag(fs, d.Key)
+		} else {
+			err = unix.FsconfigSetString(fs, d.Key, d.Value)
+		}
+		if err != nil {
+			return -1, fsError(fs, d.String(), err)
+		}
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return -1, fsError(fs, "create", err)
+	}
+	tree, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return -1, fsError(fs, "fsmount", err)
+	}
+	return tree, nil
+}
+
+// fsError names the option the kernel refused and adds the messages it left on the fs context.
+func fsError(fs int, what string, err error) error {
+	var msgs []string
+	buf := make([]byte, 4096)
+	for range 8 {
+		n, rerr := unix.Read(fs, buf)
+		if rerr != nil || n <= 0 {
+			break
+		}
+		msgs = append(msgs, strings.TrimSpace(string(buf[:n])))
+	}
+	if len(msgs) > 0 {
+		return fmt.Errorf("fsconfig %s (%s): %w", what, strings.Join(msgs, "; "), err)
+	}
+	return fmt.Errorf("fsconfig %s: %w", what, err)
+}
+
+func recursive(rec bool) int {
+	if rec {
+		return unix.AT_RECURSIVE
+	}
+	return 0
+}
+
+func setattr(fd int, rec bool, a Attr) error {
+	return unix.MountSetattr(fd, "", uint(unix.AT_EMPTY_PATH|recursive(rec)), &unix.MountAttr{Attr_set: a.Set, Attr_clr: a.Clr})
+}
+
+// checkProc refuses a mount point that turned out to be on a procfs (however the path led there)
+// unless it is a bind onto an allow-listed file, or /proc itself.
+func (r *resolver) checkProc(target int, m Mount) error {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(target, &st); err != nil {
+		return fmt.Errorf("fstatfs: %w", err)
+	}
+	if st.Type != unix.PROC_SUPER_MAGIC {
+		return nil
+	}
+	at, ok := r.fdPath(target)
+	if !ok {
+		return fmt.Errorf("%w: mount point on a procfs outside the root", ErrUnsafe)
+	}
+	if at == "/proc" || (m.Bind && procAllowed[at]) {
+		return nil
+	}
+	return fmt.Errorf("%w: mount point %s is on a procfs and not on the allow-list (%s)", ErrUnsafe, at, allowedList())
+}
+
+// idmap is filled in by idmap.go.
+var idmap = func(tree int, m *IDMap) error {
+	return fmt.Errorf("%w: idmapped mounts", ErrUnsupported)
+}
