@@ -98,12 +98,18 @@ func buildStub(maxes []archMax) ([]unix.SockFilter, error) {
 		prog = append(prog,
 			asmInsn{code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, k: a, jf: next},
 			ld(offNr))
-		if g.hasX32Bit {
+		switch {
+		case g.hasX32Bit && g.x32 < 0:
+			// x32 is not in the profile: its calls go to libseccomp's program, which refuses them.
+			prog = append(prog,
+				asmInsn{code: unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K, k: x32SyscallBit, jt: main},
+				limit(g.max, ""))
+		case g.hasX32Bit:
 			prog = append(prog,
 				asmInsn{code: unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K, k: x32SyscallBit, jt: x32},
 				limit(g.max, ""),
 				limit(g.x32, x32))
-		} else {
+		default:
 			prog = append(prog, limit(g.max, ""))
 		}
 		// The next group starts after this one; mark it on the group's first instruction below.
