@@ -53,7 +53,8 @@ type compiler struct {
 	prog     *Program
 	filter   *libseccomp.ScmpFilter
 	archs    []arch
-	names    map[string]bool // every known syscall name the profile mentions, for the ENOSYS stub
+	names    map[string]bool                  // every known syscall name the profile mentions, for the ENOSYS stub
+	plain    map[string]libseccomp.ScmpAction // unconditional rules so far, to report conflicts
 	defAct   libseccomp.ScmpAction
 	hasNotif bool
 }
@@ -68,7 +69,7 @@ func (c *compiler) warn(msg string, args ...any) {
 // compile does the uncached work of Compile.
 func compile(spec *specs.LinuxSeccomp, log *slog.Logger) (*Program, error) {
 	compiles.Add(1)
-	c := &compiler{log: log, prog: &Program{}, names: map[string]bool{}}
+	c := &compiler{log: log, prog: &Program{}, names: map[string]bool{}, plain: map[string]libseccomp.ScmpAction{}}
 
 	def, err := translateAction(spec.DefaultAction, spec.DefaultErrnoRet, "linux.seccomp.defaultAction", "linux.seccomp.defaultErrnoRet")
 	if err != nil {
@@ -224,6 +225,14 @@ func (c *compiler) addSyscall(i int, sc specs.LinuxSyscall) error {
 			continue
 		}
 		c.names[name] = true
+		if len(sc.Args) == 0 {
+			if prev, ok := c.plain[name]; ok && prev != act {
+				// libseccomp keeps the first unconditional rule for a syscall.
+				c.warn("conflicting rules, the first one applies", "syscall", name, "first", actionString(prev), "ignored", actionString(act))
+				continue
+			}
+			c.plain[name] = act
+		}
 		if act == c.defAct {
 			continue // libseccomp refuses rules equal to the default, and they change nothing
 		}
