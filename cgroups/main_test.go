@@ -169,3 +169,5 @@ func readBack(t *testing.T, dir, file string) string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+var osStat = os.Stat
