@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"fmt"
+	"log/slog"
 	"regexp"
 	"sort"
 	"strconv"
@@ -14,6 +15,13 @@ import (
 type converter struct {
 	plan *CgroupPlan
 	hs   []Hierarchy
+	log  *slog.Logger // nil: no warnings
+}
+
+func (c *converter) warn(field, msg string) {
+	if c.log != nil {
+		c.log.Warn(msg, "field", field, "path", c.plan.Path)
+	}
 }
 
 // pick finds where a controller lives: a v1 hierarchy carrying v1name first, else the unified
@@ -172,6 +180,7 @@ func (c *converter) cpu(r *specs.LinuxResources) error {
 			q += " " + utoa(*cpu.Period)
 			if cpu.Quota == nil {
 				field = f + "period"
+				c.warn(field, "cpu.max takes quota and period together: a period without a quota resets the quota to max")
 			}
 		}
 		c.add(key, "cpu.max", q, field)
@@ -256,6 +265,7 @@ func (c *converter) memory(r *specs.LinuxResources) error {
 			c.add(key, "memory.soft_limit_in_bytes", itoa(*m.Reservation), f+"reservation")
 		}
 		if m.Kernel != nil {
+			c.warn(f+"kernel", "kernel memory limits are deprecated and refused by recent kernels")
 			c.add(key, "memory.kmem.limit_in_bytes", itoa(*m.Kernel), f+"kernel")
 		}
 		if m.KernelTCP != nil {
@@ -319,12 +329,14 @@ func (c *converter) pids(r *specs.LinuxResources) error {
 		return nil
 	}
 	field := res + "pids.limit"
-	key, unified, err := c.pick(field, "pids", "pids")
+	key, _, err := c.pick(field, "pids", "pids")
 	if err != nil {
 		return err
 	}
-	_ = unified
 	v := "max" // -1 and 0 both mean unlimited, as the runtimes have always read them.
+	if *r.Pids.Limit == 0 {
+		c.warn(field, "a pids limit of 0 means unlimited")
+	}
 	if *r.Pids.Limit > 0 {
 		v = itoa(*r.Pids.Limit)
 	}

@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/libjail/libjail/internal/testutil"
 )
@@ -40,6 +42,21 @@ func TestMain(m *testing.M) {
 			keep = append(keep, b)
 		}
 		fmt.Println("survived", len(keep))
+		os.Exit(0)
+	case "cgroupns":
+		// Wait to be placed, then enter a new cgroup namespace and print what it shows.
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			fmt.Println("unshare:", err)
+			os.Exit(1)
+		}
+		b, err := os.ReadFile("/proc/thread-self/cgroup")
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		os.Stdout.Write(b)
 		os.Exit(0)
 	}
 	fmt.Fprintln(os.Stderr, "unknown child mode")

@@ -98,7 +98,7 @@ func Plan(cgroupsPath string, res *specs.LinuxResources, layout Layout, opts Opt
 		plan.Dirs[h.Key()] = dirIn(h, p)
 	}
 	if res != nil {
-		c := converter{plan: plan, hs: hs}
+		c := converter{plan: plan, hs: hs, log: opts.Logger}
 		if err := c.convert(res); err != nil {
 			return nil, err
 		}
@@ -146,4 +146,13 @@ func dirIn(h Hierarchy, p string) string {
 		}
 	}
 	return filepath.Join(h.Mount, rel)
+}
+
+// PlanChild plans a cgroup nested in this one: a container's cgroup under its pod's. name is
+// relative to p.Path and the layout and hierarchies are p's.
+func (p *CgroupPlan) PlanChild(name string, res *specs.LinuxResources, logger *slog.Logger) (*CgroupPlan, error) {
+	if path.IsAbs(name) {
+		return nil, fieldErr("linux.cgroupsPath", ErrInvalid, "%q: a child cgroup path is relative to its parent", name)
+	}
+	return Plan(name, res, p.Layout, Options{Parent: p.Path, Hierarchies: p.Hierarchies, Logger: logger})
 }

@@ -3,6 +3,7 @@ package cgroups
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -297,5 +298,28 @@ func TestConversionFormulas(t *testing.T) {
 		if got := BlkioToIOWeight(bw); got != w {
 			t.Errorf("BlkioToIOWeight(%d) = %d, want %d", bw, got, w)
 		}
+	}
+}
+
+func TestPlanChildAndWarnings(t *testing.T) {
+	hybrid := hybridHierarchies(t)
+	pod, err := Plan("/libjail/pod1", nil, Hybrid, Options{Hierarchies: hybrid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	ctr, err := pod.PlanChild("ctr1", &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr[int64](0)}}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctr.Path != "/libjail/pod1/ctr1" || ctr.Dirs["pids"] != "/sys/fs/cgroup/pids/libjail/pod1/ctr1" {
+		t.Errorf("child plan %s", ctr)
+	}
+	if !strings.Contains(logs.String(), "field=linux.resources.pids.limit") {
+		t.Errorf("no warning logged: %q", logs.String())
+	}
+	if _, err := pod.PlanChild("/abs", nil, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("absolute child: %v", err)
 	}
 }

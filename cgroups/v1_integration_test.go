@@ -272,3 +272,72 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestDisableOOMKillerV1(t *testing.T) {
+	testutil.RequireCgroupV1(t, "memory")
+	const limit = 32 << 20
+	_, m := newManager(t, nil, &specs.LinuxResources{Memory: &specs.LinuxMemory{
+		Limit: ptr[int64](limit), Swap: ptr[int64](limit), DisableOOMKiller: ptr(true),
+	}})
+	events, stop, err := m.OOMEvents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	c := startChild(t, goChild("alloc"))
+	if err := m.Place(c.cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	c.release(t)
+	select {
+	case <-events:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OOM event")
+	}
+	// The child now waits in the OOM path instead of dying.
+	oc := readBack(t, m.Paths()["memory"], "memory.oom_control")
+	if !strings.Contains(oc, "under_oom 1") || !strings.Contains(oc, "oom_kill 0") {
+		t.Errorf("oom_control:\n%s", oc)
+	}
+	if err := m.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, c, 10*time.Second)
+}
+
+func TestCgroupNamespaceAfterPlace(t *testing.T) {
+	// The order the root package needs: place first (every hierarchy), then unshare the cgroup
+	// namespace; the container then sees its own cgroup as / everywhere.
+	_, m := newManager(t, nil, nil)
+	c := startChild(t, goChild("cgroupns"))
+	if err := m.Place(c.cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	c.release(t)
+	if err := waitExit(t, c, 10*time.Second); err != nil {
+		t.Fatalf("%v: %s", err, c.out.String())
+	}
+	for _, l := range strings.Split(strings.TrimSpace(c.out.String()), "\n") {
+		if !strings.HasSuffix(l, ":/") {
+			t.Errorf("in its cgroup namespace the child sees %s", l)
+		}
+	}
+}
+
+func TestDevicesDir(t *testing.T) {
+	hybrid := hybridHierarchies(t)
+	p, _ := Plan("/c", nil, Hybrid, Options{Hierarchies: hybrid})
+	m, _ := New(p)
+	if d, v2 := m.DevicesDir(); d != "/sys/fs/cgroup/devices/c" || v2 {
+		t.Errorf("hybrid devices dir %s v2=%v", d, v2)
+	}
+	p, _ = Plan("/c", nil, V2, Options{})
+	m, _ = New(p)
+	if d, v2 := m.DevicesDir(); d != "/sys/fs/cgroup/c" || !v2 {
+		t.Errorf("v2 devices dir %s v2=%v", d, v2)
+	}
+	paths := m.Paths()
+	if paths["memory"] != "/sys/fs/cgroup/c" || paths[UnifiedKey] != "/sys/fs/cgroup/c" {
+		t.Errorf("v2 paths %v", paths)
+	}
+}
