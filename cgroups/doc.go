@@ -1,2 +1,36 @@
-// Package cgroups owns Linux.CgroupsPath and Linux.Resources (all but devices) of the OCI runtime spec.
+// Package cgroups owns Linux.CgroupsPath and Linux.Resources (all but devices) of the OCI runtime
+// spec, on cgroupfs directly: no systemd, which a VM guest agent usually lacks.
+//
+// # Plan, then apply
+//
+// [Plan] is pure: it resolves the cgroup path (absolute, or relative to [Options.Parent]) in every
+// mounted hierarchy and converts each resource field to interface-file writes ([Write]) in the
+// hierarchy whose controller can honour it. On a [Hybrid] machine a v1 controller wins when one is
+// mounted; what only the unified hierarchy offers goes there. A field no available controller can
+// honour is a [*FieldError] naming it and wrapping [ErrNotSupported]; a malformed value wraps
+// [ErrInvalid]. The plan is JSON-serialisable and prints as "<hierarchy>/<file> = <value>" lines.
+//
+// The v1 to v2 conversions are the ones OCI runtimes share: cpu.shares to cpu.weight
+// ([SharesToWeight]), quota and period to cpu.max, blkio weights to io.bfq.weight or io.weight
+// ([BlkioToIOWeight]), throttles to one io.max line per device, and the spec's memory.swap (memory
+// plus swap) to memory.swap.max (swap alone).
+//
+// # Apply
+//
+// [New] returns a [Manager] for a plan. Create makes the cgroup in every hierarchy (the unified one
+// too on Hybrid, so CLONE_INTO_CGROUP and cgroup.kill work), enabling the unified hierarchy's
+// controllers in each ancestor's cgroup.subtree_control and copying cpuset.cpus/mems into new v1
+// cpuset cgroups. Pods are plain nesting: plan the pod path, then containers under it.
+//
+// # Needs
+//
+// Root (or delegated write access to the cgroup trees). cgroup.kill needs Linux 5.14, cgroup.freeze
+// 5.2, CLONE_INTO_CGROUP 5.7; Kill falls back to freeze-and-signal without cgroup.kill.
+//
+// # Leaves behind
+//
+// A failed Create removes every directory it made. Destroy removes the cgroup, everything below it
+// and the parents Create made (unless another cgroup lives there by then), in every hierarchy,
+// retrying while the kernel reports it busy. Nothing else on the machine is written, except that
+// enabling controllers writes the subtree_control of existing unified ancestors.
 package cgroups

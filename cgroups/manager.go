@@ -1,0 +1,342 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Manager creates and operates one cgroup (in every mounted hierarchy) on cgroupfs.
+type Manager interface {
+	// Create makes the cgroup's directory in every hierarchy and applies the planned resources.
+	// On error nothing it created is left behind.
+	Create() error
+	// Place moves a process into the cgroup in every hierarchy (cgroup.procs).
+	Place(pid int) error
+	// CgroupFD opens the cgroup2 directory (O_PATH|O_DIRECTORY|O_CLOEXEC) for CLONE_INTO_CGROUP.
+	// It returns ErrNotSupported when the layout has no cgroup2 hierarchy.
+	CgroupFD() (*os.File, error)
+	// Update applies new resources to the existing cgroup.
+	Update(res *specs.LinuxResources) error
+	// Stats reads the cgroup's counters.
+	Stats() (*Stats, error)
+	// Freeze stops every process of the cgroup and returns once the kernel reports it frozen.
+	Freeze() error
+	// Thaw resumes a frozen cgroup.
+	Thaw() error
+	// Kill sends SIGKILL to every process in the cgroup and its descendants.
+	Kill() error
+	// Destroy removes the cgroup (and cgroups below it) from every hierarchy, retrying while busy.
+	Destroy() error
+	// DevicesDir is where device rules go: the v1 devices controller's directory (v2=false), or the
+	// cgroup2 directory for an eBPF program (v2=true).
+	DevicesDir() (dir string, v2 bool)
+	// Paths maps each controller (and "unified") to the cgroup's directory for it.
+	Paths() map[string]string
+	// OOMEvents delivers an event each time the kernel's OOM handling triggers in the cgroup, until
+	// the returned stop function is called or the cgroup is removed (then the channel closes).
+	OOMEvents() (events <-chan OOMEvent, stop func(), err error)
+}
+
+// New returns a manager for a plan. It touches nothing until a method is called; it can also take
+// over a cgroup created by another process from the same plan.
+func New(plan *CgroupPlan) (Manager, error) {
+	if plan == nil || plan.Path == "" || len(plan.Dirs) == 0 {
+		return nil, fieldErr("linux.cgroupsPath", ErrInvalid, "empty plan")
+	}
+	m := &fsManager{plan: plan}
+	for _, h := range plan.Hierarchies {
+		dir, ok := plan.Dirs[h.Key()]
+		if !ok {
+			return nil, fieldErr("linux.cgroupsPath", ErrInvalid, "plan has no directory for hierarchy %s", h.Key())
+		}
+		if h.Unified {
+			m.v2 = dir
+			m.v2Mount = h.Mount
+			continue
+		}
+		m.v1 = append(m.v1, v1Dir{hierarchy: h, dir: dir})
+	}
+	return m, nil
+}
+
+type v1Dir struct {
+	hierarchy Hierarchy
+	dir       string
+}
+
+// fsManager drives cgroupfs directly. It serves V1, V2 and Hybrid: the v1 and v2 operations live in
+// v1.go and v2.go, and each method uses the v1 controller when mounted, else the v2 file.
+type fsManager struct {
+	mu      sync.Mutex
+	plan    *CgroupPlan
+	v1      []v1Dir
+	v2      string // cgroup2 directory, "" without a unified hierarchy
+	v2Mount string
+	// created lists the directories Create made, parents before children, so Destroy can remove the
+	// intermediate ones too.
+	created []string
+}
+
+func (m *fsManager) controllerDir(c string) string {
+	for _, d := range m.v1 {
+		if d.hierarchy.has(c) {
+			return d.dir
+		}
+	}
+	return ""
+}
+
+func (m *fsManager) Paths() map[string]string {
+	out := map[string]string{}
+	for _, d := range m.v1 {
+		for _, c := range d.hierarchy.Controllers {
+			out[c] = d.dir
+		}
+	}
+	if m.v2 != "" {
+		out[UnifiedKey] = m.v2
+		for _, h := range m.plan.Hierarchies {
+			if h.Unified {
+				for _, c := range h.Controllers {
+					if _, ok := out[c]; !ok {
+						out[c] = m.v2
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (m *fsManager) DevicesDir() (string, bool) {
+	if d := m.controllerDir("devices"); d != "" {
+		return d, false
+	}
+	return m.v2, m.v2 != ""
+}
+
+func (m *fsManager) Create() (err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	defer func() {
+		if err != nil {
+			m.removeAll()
+		}
+	}()
+	for _, d := range m.v1 {
+		made, err := mkdirAll(d.dir)
+		m.created = append(m.created, made...)
+		if err != nil {
+			return &FieldError{Field: "create", Err: err}
+		}
+		if d.hierarchy.has("cpuset") {
+			if err := cpusetInherit(made); err != nil {
+				return &FieldError{Field: "create", Err: err}
+			}
+		}
+	}
+	if m.v2 != "" {
+		made, err := mkdirAll(m.v2)
+		m.created = append(m.created, made...)
+		if err != nil {
+			return &FieldError{Field: "create", Err: err}
+		}
+		if err := m.v2EnableControllers(); err != nil {
+			return &FieldError{Field: "create", Err: err}
+		}
+	}
+	return m.apply(m.plan.Writes)
+}
+
+// mkdirAll makes dir and its missing parents, returning those it made, parents first.
+func mkdirAll(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		missing = append(missing, d)
+		if d == "/" {
+			break
+		}
+	}
+	var made []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := unix.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			return made, &os.PathError{Op: "mkdir", Path: missing[i], Err: err}
+		}
+		made = append(made, missing[i])
+	}
+	return made, nil
+}
+
+// cpusetInherit fills cpuset.cpus and cpuset.mems of new v1 cpuset cgroups from their parents: a v1
+// cpuset cgroup starts empty and refuses processes until both are set.
+func cpusetInherit(made []string) error {
+	for _, d := range made {
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			cur, err := readFile(d, f)
+			if err != nil {
+				return err
+			}
+			if cur != "" {
+				continue
+			}
+			v, err := readFile(filepath.Dir(d), f)
+			if err != nil {
+				return err
+			}
+			if err := writeFile(d, f, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// apply writes values in order. A v1 memory limit refused next to a memsw limit is retried after it:
+// the kernel wants memsw >= limit at every step, so raising both needs memsw first.
+func (m *fsManager) apply(ws []Write) error {
+	for i := 0; i < len(ws); i++ {
+		w := ws[i]
+		err := m.write(w)
+		if err != nil && w.File == "memory.limit_in_bytes" && i+1 < len(ws) && ws[i+1].File == "memory.memsw.limit_in_bytes" {
+			if err2 := m.write(ws[i+1]); err2 == nil {
+				err = m.write(w)
+				i++
+			}
+		}
+		if err != nil {
+			return &FieldError{Field: w.Field, Err: fmt.Errorf("write %s: %w", w, err)}
+		}
+	}
+	return nil
+}
+
+func (m *fsManager) write(w Write) error {
+	dir, ok := m.plan.Dirs[w.Hierarchy]
+	if !ok {
+		return fmt.Errorf("%w: no hierarchy %q", ErrInvalid, w.Hierarchy)
+	}
+	err := writeFile(dir, w.File, w.Value)
+	if w.AltFile != "" && errors.Is(err, os.ErrNotExist) {
+		err = writeFile(dir, w.AltFile, w.AltValue)
+	}
+	return err
+}
+
+func (m *fsManager) Place(pid int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if pid <= 0 {
+		return fieldErr("place", ErrInvalid, "pid %d", pid)
+	}
+	s := strconv.Itoa(pid)
+	for _, d := range m.v1 {
+		if err := writeFile(d.dir, "cgroup.procs", s); err != nil {
+			return &FieldError{Field: "place", Err: err}
+		}
+	}
+	if m.v2 != "" {
+		if err := writeFile(m.v2, "cgroup.procs", s); err != nil {
+			return &FieldError{Field: "place", Err: err}
+		}
+	}
+	return nil
+}
+
+func (m *fsManager) CgroupFD() (*os.File, error) {
+	if m.v2 == "" {
+		return nil, fmt.Errorf("cgroup fd: %w: no cgroup v2 hierarchy", ErrNotSupported)
+	}
+	fd, err := unix.Open(m.v2, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: m.v2, Err: err}
+	}
+	return os.NewFile(uintptr(fd), m.v2), nil
+}
+
+func (m *fsManager) Destroy() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.removeAll()
+}
+
+// removeAll removes the cgroup in every hierarchy, then the parents Create made (those may be shared
+// with other cgroups by now: a busy one is left).
+func (m *fsManager) removeAll() error {
+	var errs []error
+	dirs := []string{m.v2}
+	for _, d := range m.v1 {
+		dirs = append(dirs, d.dir)
+	}
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		if err := removeTree(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	created := append([]string(nil), m.created...)
+	sort.Slice(created, func(i, j int) bool { return len(created[i]) > len(created[j]) })
+	for _, d := range created {
+		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOTEMPTY) {
+			errs = append(errs, &os.PathError{Op: "rmdir", Path: d, Err: err})
+		}
+	}
+	m.created = nil
+	if err := errors.Join(errs...); err != nil {
+		return &FieldError{Field: "destroy", Err: err}
+	}
+	return nil
+}
+
+// v2EnableControllers turns on, in every ancestor of the cgroup2 directory (the mount's root
+// included), the controllers the hierarchy offers that are not yet delegated to children: a cgroup2
+// controller's files only appear in a child when its parent's subtree_control has it.
+func (m *fsManager) v2EnableControllers() error {
+	rel, err := filepath.Rel(m.v2Mount, m.v2)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return fmt.Errorf("%w: %s is not under %s", ErrInvalid, m.v2, m.v2Mount)
+	}
+	dir := m.v2Mount
+	for _, el := range strings.Split(rel, "/") {
+		avail, err := readFile(dir, "cgroup.controllers")
+		if err != nil {
+			return err
+		}
+		on, err := readFile(dir, "cgroup.subtree_control")
+		if err != nil {
+			return err
+		}
+		enabled := map[string]bool{}
+		for _, c := range strings.Fields(on) {
+			enabled[c] = true
+		}
+		var add []string
+		for _, c := range strings.Fields(avail) {
+			if !enabled[c] {
+				add = append(add, "+"+c)
+			}
+		}
+		if len(add) > 0 {
+			if err := writeFile(dir, "cgroup.subtree_control", strings.Join(add, " ")); err != nil {
+				return fmt.Errorf("enable %s in %s: %w", strings.Join(add, " "), dir, err)
+			}
+		}
+		dir = filepath.Join(dir, el)
+	}
+	return nil
+}

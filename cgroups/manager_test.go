@@ -1,0 +1,42 @@
+package cgroups
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestCreatePlaceDestroy(t *testing.T) {
+	plan, m := newManager(t, nil, nil)
+	for k, d := range plan.Dirs {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s: %v", k, err)
+		}
+	}
+	c := startChild(t, shell("sleep 100"))
+	if err := m.Place(c.cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", c.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(cg)), "\n")
+	if len(lines) != len(plan.Hierarchies) {
+		t.Fatalf("child is in %d hierarchies, plan has %d", len(lines), len(plan.Hierarchies))
+	}
+	for _, l := range lines {
+		if !strings.HasSuffix(l, ":"+plan.Path) {
+			t.Errorf("child not placed: %s", l)
+		}
+	}
+	if err := m.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd.Wait()
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, plan)
+}
