@@ -96,3 +96,10 @@ func runChild(t *testing.T, cmd *exec.Cmd, v any) {
 		t.Fatalf("child report %q: %v", out, err)
 	}
 }
+
+func jsonUnmarshal(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("child report %q: %w", b, err)
+	}
+	return nil
+}
