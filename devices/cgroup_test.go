@@ -28,14 +28,14 @@ const (
 )
 
 // v1Root returns the v1 devices hierarchy, skipping without root or without it.
-func v1Root(t *testing.T) string {
+func v1Root(t testing.TB) string {
 	t.Helper()
 	testutil.RequireRoot(t)
 	return testutil.RequireCgroupV1(t, "devices")
 }
 
 // v2Root returns the cgroup2 hierarchy, skipping without root or without it.
-func v2Root(t *testing.T) string {
+func v2Root(t testing.TB) string {
 	t.Helper()
 	testutil.RequireRoot(t)
 	return testutil.RequireCgroupV2(t)
