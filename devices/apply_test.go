@@ -174,3 +174,31 @@ func mustID(t *testing.T, v *V2) ebpf.ProgramID {
 	}
 	return id
 }
+
+// Another process (here: a fresh V2 from the id) can take over and detach the program.
+func TestOpenV2(t *testing.T) {
+	root := v2Root(t)
+	cg := mkCgroup(t, root, "v2-open")
+	v, err := AttachV2(cg, PodDefaultRules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := mustID(t, v)
+	// The first handle goes away without detaching, as when the process that attached exits.
+	v.prog.Close()
+	v.cg.Close()
+	if _, err := OpenV2(cg, id+1000, nil); err == nil {
+		t.Fatal("OpenV2 of a program that is not attached: no error")
+	}
+	w, err := OpenV2(cg, id, PodDefaultRules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Replace([]Rule{DenyAll()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	attachedIDs(t, cg, 0)
+}

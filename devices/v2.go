@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -144,4 +145,27 @@ func AttachedPrograms(dir string) ([]ebpf.ProgramID, error) {
 		ids = append(ids, p.ID)
 	}
 	return ids, nil
+}
+
+// OpenV2 takes over the program with id attached to the cgroup v2 directory dir by an earlier
+// AttachV2, possibly in another process (its ProgramID, saved with the container's state), so it
+// can be replaced or detached. rules are what it was generated from, for Rules.
+func OpenV2(dir string, id ebpf.ProgramID, rules []Rule) (*V2, error) {
+	ids, err := AttachedPrograms(dir)
+	if err != nil {
+		return nil, fmt.Errorf("device program: %w", err)
+	}
+	if !slices.Contains(ids, id) {
+		return nil, fmt.Errorf("device program: %d is not attached to %s: %w", id, dir, os.ErrNotExist)
+	}
+	prog, err := ebpf.NewProgramFromID(id)
+	if err != nil {
+		return nil, fmt.Errorf("device program %d: %w", id, err)
+	}
+	cg, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		prog.Close()
+		return nil, fmt.Errorf("device program: %w", err)
+	}
+	return &V2{dir: dir, cg: cg, prog: prog, rules: append([]Rule(nil), rules...)}, nil
 }
