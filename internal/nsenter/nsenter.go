@@ -1,0 +1,148 @@
+package nsenter
+
+/*
+#include "nsenter.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// EnvName is the variable that makes the constructor act. It must not be set for any other purpose.
+const EnvName = C.LIBJAIL_NSENTER_ENV
+
+// Step names what the constructor was doing when it failed.
+type Step int
+
+// Steps of the constructor, in the order it runs them.
+const (
+	StepParse      Step = C.LIBJAIL_STEP_PARSE       // reading the environment variable
+	StepSetns      Step = C.LIBJAIL_STEP_SETNS       // setns(2) into a namespace
+	StepBecomeRoot Step = C.LIBJAIL_STEP_BECOME_ROOT // switching to uid/gid 0 in a joined user ns
+	StepUnshare    Step = C.LIBJAIL_STEP_UNSHARE     // unshare(2) after the joins
+	StepTimeNS     Step = C.LIBJAIL_STEP_TIMENS      // creating, offsetting and entering a time ns
+	StepPdeathsig  Step = C.LIBJAIL_STEP_PDEATHSIG   // prctl(PR_SET_PDEATHSIG)
+)
+
+func (s Step) String() string {
+	switch s {
+	case StepParse:
+		return "parse " + EnvName
+	case StepSetns:
+		return "setns"
+	case StepBecomeRoot:
+		return "become root in user namespace"
+	case StepUnshare:
+		return "unshare"
+	case StepTimeNS:
+		return "new time namespace"
+	case StepPdeathsig:
+		return "set parent-death signal"
+	}
+	return "step " + strconv.Itoa(int(s))
+}
+
+// Error is a failure of the constructor. Errno keeps the kernel's answer for errors.Is.
+type Error struct {
+	Step       Step
+	Namespaces string // the namespace types involved, e.g. "user" or "mnt|net"
+	Errno      syscall.Errno
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("nsenter: %s %s: %v", e.Step, e.Namespaces, e.Errno)
+}
+
+func (e *Error) Unwrap() error { return e.Errno }
+
+// Result reports what the constructor did: nil if it joined everything asked for, or was not asked.
+func Result() error {
+	r := C.libjail_nsenter_result
+	if r.failed == 0 {
+		return nil
+	}
+	return &Error{Step: Step(r.step), Namespaces: FlagNames(int(r.nstype)), Errno: syscall.Errno(r.err)}
+}
+
+var flagNames = []struct {
+	flag int
+	name string
+}{
+	{unix.CLONE_NEWUSER, "user"}, {unix.CLONE_NEWNS, "mnt"}, {unix.CLONE_NEWTIME, "time"},
+	{unix.CLONE_NEWNET, "net"}, {unix.CLONE_NEWIPC, "ipc"}, {unix.CLONE_NEWUTS, "uts"},
+	{unix.CLONE_NEWPID, "pid"}, {unix.CLONE_NEWCGROUP, "cgroup"},
+}
+
+// FlagNames spells CLONE_NEW* flags with the kernel's short namespace names, joined by "|".
+func FlagNames(flags int) string {
+	var out []string
+	for _, f := range flagNames {
+		if flags&f.flag != 0 {
+			out = append(out, f.name)
+			flags &^= f.flag
+		}
+	}
+	if flags != 0 || len(out) == 0 {
+		out = append(out, fmt.Sprintf("%#x", flags))
+	}
+	return strings.Join(out, "|")
+}
+
+// Join asks the constructor to setns into the namespace file open at FD in the child.
+type Join struct {
+	Flag int // one CLONE_NEW* flag
+	FD   int
+}
+
+// Spec is what the constructor is asked to do; String gives the value of [EnvName].
+type Spec struct {
+	Joins      []Join
+	PidFD      int // >0: setns(PidFD, PidFDFlags)
+	PidFDFlags int
+	Unshare    int
+	// NewTime creates a time namespace with these offsets (nil: none) and moves the process into it.
+	NewTime *TimeOffsets
+	// Pdeathsig is set with PR_SET_PDEATHSIG as the last step (0: left alone).
+	Pdeathsig int
+	Hold      bool
+}
+
+// TimeOffsets are the clock offsets of a new time namespace.
+type TimeOffsets struct {
+	MonotonicSecs, MonotonicNanos int64
+	BoottimeSecs, BoottimeNanos   int64
+}
+
+// Empty reports whether the constructor would have nothing to do.
+func (s Spec) Empty() bool {
+	return len(s.Joins) == 0 && s.PidFD <= 0 && s.Unshare == 0 && s.NewTime == nil && s.Pdeathsig == 0 && !s.Hold
+}
+
+func (s Spec) String() string {
+	var items []string
+	if o := s.NewTime; o != nil {
+		items = append(items, fmt.Sprintf("timens=%d:%d:%d:%d", o.MonotonicSecs, o.MonotonicNanos, o.BoottimeSecs, o.BoottimeNanos))
+	}
+	if s.PidFD > 0 {
+		items = append(items, fmt.Sprintf("pidfd=%d:%#x", s.PidFD, s.PidFDFlags))
+	}
+	for _, j := range s.Joins {
+		items = append(items, fmt.Sprintf("%s=%d", FlagNames(j.Flag), j.FD))
+	}
+	if s.Unshare != 0 {
+		items = append(items, fmt.Sprintf("unshare=%#x", s.Unshare))
+	}
+	if s.Pdeathsig != 0 {
+		items = append(items, fmt.Sprintf("pdeathsig=%d", s.Pdeathsig))
+	}
+	if s.Hold {
+		items = append(items, "hold")
+	}
+	return strings.Join(items, ",")
+}

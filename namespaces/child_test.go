@@ -1,0 +1,204 @@
+package namespaces
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/libjail/libjail/internal/nsenter"
+	"github.com/libjail/libjail/internal/testutil"
+)
+
+// Children are this test binary re-executed with childEnv set: they report what they see as one line
+// of JSON on stdout and, in "hold" mode, stay alive until stdin closes.
+const (
+	childEnv     = "LIBJAIL_NS_TEST_CHILD"
+	childStatEnv = "LIBJAIL_NS_TEST_STAT"     // a file to stat
+	childSysEnv  = "LIBJAIL_NS_TEST_MOUNTSYS" // a directory to mount sysfs on
+)
+
+type report struct {
+	Err      string            `json:"err,omitempty"` // nsenter.Result()
+	NS       map[string]string `json:"ns"`
+	PID      int               `json:"pid"`
+	UID      int               `json:"uid"`
+	GID      int               `json:"gid"`
+	UIDMap   string            `json:"uidMap"`
+	GIDMap   string            `json:"gidMap"`
+	Uptime   float64           `json:"uptime"`
+	StatUID  int               `json:"statUid"`
+	StatGID  int               `json:"statGid"`
+	StatErr  string            `json:"statErr,omitempty"`
+	MountSys string            `json:"mountSys,omitempty"` // "ok" or the error
+	CapEff   string            `json:"capEff"`
+	LeakedFD []string          `json:"leakedFd,omitempty"`
+}
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(childEnv); mode != "" {
+		childMain(mode)
+		return
+	}
+	os.Exit(testutil.CheckFDLeaks(m))
+}
+
+func childMain(mode string) {
+	r := observe()
+	if err := nsenter.Result(); err != nil {
+		r.Err = err.Error()
+	}
+	if dir := os.Getenv(childSysEnv); dir != "" {
+		r.MountSys = "ok"
+		if err := unix.Mount("sysfs", dir, "sysfs", 0, ""); err != nil {
+			r.MountSys = err.Error()
+		} else {
+			unix.Unmount(dir, unix.MNT_DETACH)
+		}
+	}
+	json.NewEncoder(os.Stdout).Encode(r)
+	if mode == "hold" {
+		io.Copy(io.Discard, os.Stdin)
+	}
+	os.Exit(0)
+}
+
+func observe() report {
+	r := report{NS: nsLinks("self"), PID: os.Getpid(), UID: os.Getuid(), GID: os.Getgid()}
+	b, _ := os.ReadFile("/proc/self/uid_map")
+	r.UIDMap = normMap(string(b))
+	b, _ = os.ReadFile("/proc/self/gid_map")
+	r.GIDMap = normMap(string(b))
+	b, _ = os.ReadFile("/proc/uptime")
+	r.Uptime, _ = strconv.ParseFloat(strings.Fields(string(b) + " 0")[0], 64)
+	if p := os.Getenv(childStatEnv); p != "" {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			r.StatErr = err.Error()
+		}
+		r.StatUID, r.StatGID = int(st.Uid), int(st.Gid)
+	}
+	b, _ = os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			r.CapEff = strings.TrimSpace(v)
+		}
+	}
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		if fd, _ := strconv.Atoi(e.Name()); fd > 2 {
+			target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+			if strings.HasSuffix(target, "]") && !strings.HasPrefix(target, "pipe:") &&
+				target != "anon_inode:[eventpoll]" && target != "anon_inode:[eventfd]" {
+				r.LeakedFD = append(r.LeakedFD, e.Name()+"->"+target)
+			}
+		}
+	}
+	return r
+}
+
+// normMap squeezes the kernel's column padding: "0 100000 65536;...".
+func normMap(s string) string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		lines = append(lines, strings.Join(strings.Fields(l), " "))
+	}
+	return strings.Join(lines, ";")
+}
+
+// nsLinks reads /proc/<who>/ns/* for the eight types, keyed by spec name.
+func nsLinks(who string) map[string]string {
+	out := map[string]string{}
+	for _, t := range Types {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%s/ns/%s", who, t.ProcName()))
+		if err != nil {
+			l = "error: " + err.Error()
+		}
+		out[string(t)] = l
+	}
+	return out
+}
+
+// child is a running re-executed test binary.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	rep   report
+}
+
+// startChild configures and starts a child with plan and reads its report; mode "hold" keeps it
+// alive until the test ends.
+func startChild(t *testing.T, plan *NSPlan, mode string, env ...string) (*child, error) {
+	t.Helper()
+	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+mode)
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	release, err := plan.Configure(cmd)
+	if err != nil {
+		return nil, err
+	}
+	err = plan.Start(cmd)
+	release()
+	if err != nil {
+		stdin.Close()
+		stdout.Close()
+		return nil, err
+	}
+	c := &child{cmd: cmd, stdin: stdin}
+	t.Cleanup(func() {
+		c.stdin.Close()
+		done := make(chan struct{})
+		go func() { c.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			c.cmd.Process.Kill()
+			<-done
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadBytes('\n')
+	if err != nil {
+		stdin.Close()
+		return nil, fmt.Errorf("child report: %w (child: %v)", err, cmd.Wait())
+	}
+	if err := json.Unmarshal(line, &c.rep); err != nil {
+		return nil, fmt.Errorf("child report %q: %w", line, err)
+	}
+	return c, nil
+}
+
+// runChild starts a child that reports and exits; it fails the test on any error, including one
+// the child's nsenter.Result() returned.
+func runChild(t *testing.T, plan *NSPlan, env ...string) report {
+	t.Helper()
+	c, err := startChild(t, plan, "report", env...)
+	if err != nil {
+		t.Fatalf("start child (%s): %v", plan, err)
+	}
+	if c.rep.Err != "" {
+		t.Fatalf("child (%s): nsenter: %s", plan, c.rep.Err)
+	}
+	if len(c.rep.LeakedFD) > 0 {
+		t.Errorf("child (%s) holds namespace fds: %v", plan, c.rep.LeakedFD)
+	}
+	return c.rep
+}

@@ -1,0 +1,228 @@
+package namespaces
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/libjail/libjail/internal/nsenter"
+)
+
+// PinOptions tunes [Pin].
+type PinOptions struct {
+	// UIDMappings and GIDMappings are written for a new user namespace (required when types has User).
+	UIDMappings []specs.LinuxIDMapping
+	GIDMappings []specs.LinuxIDMapping
+	// UserNS, when set, is an existing user namespace (a path) that owns the new namespaces. It
+	// excludes User from types.
+	UserNS string
+	// Timeout bounds the wait for the helper process (default 10s).
+	Timeout time.Duration
+}
+
+// Pinned is a set of namespaces kept alive by bind mounts of their nsfs files under Dir, one file per
+// type named as under /proc/<pid>/ns (Dir/net, Dir/user, ...). It is plain data: a restarted agent can
+// unmarshal it and still Release.
+type Pinned struct {
+	Dir   string          `json:"dir"`
+	Paths map[Type]string `json:"paths"`
+	// OwnDir is set when Pin created Dir, so Release removes it.
+	OwnDir bool `json:"ownDir,omitempty"`
+}
+
+// Path returns the file pinning the namespace of type t ("" if it was not pinned).
+func (p *Pinned) Path(t Type) string { return p.Paths[t] }
+
+// Pin creates one new namespace of each type in types and keeps it alive without a process: a helper
+// (the running executable re-executed, which stops in internal/nsenter's constructor and never reaches
+// main) is started with them, their /proc/<pid>/ns files are bind-mounted under dir, and the helper
+// exits. With User in types every other namespace is created inside that new user namespace (owned by
+// it), which is the pod pattern: a container that joins the user and network namespaces is privileged
+// over the network namespace and can mount sysfs. PID cannot be pinned: a pid namespace dies with its
+// first process.
+//
+// dir is created (mode 0700) if missing. On error nothing is left mounted and what Pin created is
+// removed.
+func Pin(dir string, types []Type, opts PinOptions) (pinned *Pinned, err error) {
+	seen := map[Type]bool{}
+	for _, t := range types {
+		switch {
+		case !t.Valid():
+			return nil, fmt.Errorf("namespaces: pin %q: %w", t, ErrUnknownType)
+		case t == PID:
+			return nil, fmt.Errorf("namespaces: pin pid: %w: a pid namespace ends with its init process", ErrNotPinnable)
+		case seen[t]:
+			return nil, fmt.Errorf("namespaces: pin %s: %w", t, ErrDuplicate)
+		}
+		seen[t] = true
+	}
+	if len(types) == 0 {
+		return nil, errors.New("namespaces: pin: no types")
+	}
+	if seen[User] {
+		if opts.UserNS != "" {
+			return nil, fmt.Errorf("namespaces: pin: UserNS set and a new user namespace asked for: %w", ErrUnsupported)
+		}
+		for _, m := range []struct {
+			field string
+			maps  []specs.LinuxIDMapping
+		}{{"UIDMappings", opts.UIDMappings}, {"GIDMappings", opts.GIDMappings}} {
+			if len(m.maps) == 0 {
+				return nil, fmt.Errorf("namespaces: pin: %w: %s", ErrNoMappings, m.field)
+			}
+			if err := checkMappings(m.field, m.maps); err != nil {
+				return nil, fmt.Errorf("namespaces: pin: %w", err)
+			}
+		}
+	} else if len(opts.UIDMappings)+len(opts.GIDMappings) > 0 {
+		return nil, fmt.Errorf("namespaces: pin: %w", ErrNoUserNS)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+
+	pinned = &Pinned{Dir: dir, Paths: map[Type]string{}}
+	if err := os.Mkdir(dir, 0o700); err == nil {
+		pinned.OwnDir = true
+	} else if !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("namespaces: pin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if rerr := pinned.Release(); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			pinned = nil
+		}
+	}()
+
+	pid, done, err := startHolder(types, opts)
+	if err != nil {
+		return pinned, err
+	}
+	defer func() {
+		if derr := done(); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	for _, t := range types {
+		src := fmt.Sprintf("/proc/%d/ns/%s", pid, t.ProcName())
+		if t == Time {
+			// unshare(CLONE_NEWTIME) only moves the helper's children: pin that one.
+			src += "_for_children"
+		}
+		dst := filepath.Join(dir, t.ProcName())
+		f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_RDONLY|unix.O_CLOEXEC, 0o400)
+		if err != nil {
+			return pinned, fmt.Errorf("namespaces: pin %s: %w", t, err)
+		}
+		f.Close()
+		pinned.Paths[t] = dst
+		if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+			return pinned, fmt.Errorf("namespaces: pin %s: %w", t, &os.PathError{Op: "bind mount " + src, Path: dst, Err: err})
+		}
+	}
+	return pinned, nil
+}
+
+// startHolder starts the helper holding new namespaces of types and waits until they exist. done ends
+// the helper and reaps it.
+func startHolder(types []Type, opts PinOptions) (pid int, done func() error, err error) {
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{"libjail-nspin"}
+	cmd.Env = []string{}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	spec := nsenter.Spec{Hold: true}
+	var userFile *os.File
+	for _, t := range types {
+		switch {
+		case t == Time || opts.UserNS != "":
+			// Time: clone(2) cannot take CLONE_NEWTIME. UserNS: made after joining it.
+			spec.Unshare |= t.Flag()
+		default:
+			cmd.SysProcAttr.Cloneflags |= uintptr(t.Flag())
+		}
+	}
+	if opts.UserNS != "" {
+		if userFile, err = openNS(opts.UserNS, User); err != nil {
+			return 0, nil, fmt.Errorf("namespaces: pin: UserNS: %w", err)
+		}
+		defer userFile.Close()
+		cmd.ExtraFiles = []*os.File{userFile}
+		spec.Joins = []nsenter.Join{{Flag: User.Flag(), FD: 3}}
+	}
+	if cmd.SysProcAttr.Cloneflags&unix.CLONE_NEWUSER != 0 {
+		cmd.SysProcAttr.UidMappings = sysMappings(opts.UIDMappings)
+		cmd.SysProcAttr.GidMappings = sysMappings(opts.GIDMappings)
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		if maps(opts.UIDMappings, 0) && maps(opts.GIDMappings, 0) {
+			// Root inside keeps its capabilities across execve, to unshare a time namespace.
+			cmd.SysProcAttr.Credential = &syscall.Credential{}
+		}
+	}
+	cmd.Env = append(cmd.Env, nsenter.EnvName+"="+spec.String())
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return 0, nil, err
+	}
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		return 0, nil, err
+	}
+	defer ready.Close()
+	cmd.Stdout = readyW
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
+		return 0, nil, fmt.Errorf("namespaces: pin: start helper: %w", err)
+	}
+	done = func() error {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("namespaces: pin helper: %w", err)
+		}
+		return nil
+	}
+	ready.SetReadDeadline(time.Now().Add(opts.Timeout))
+	var b [1]byte
+	if _, err := io.ReadFull(ready, b[:]); err != nil {
+		cmd.Process.Kill()
+		werr := done()
+		return 0, nil, fmt.Errorf("namespaces: pin: helper not ready: %w", errors.Join(err, werr))
+	}
+	return cmd.Process.Pid, done, nil
+}
+
+// Release unmounts the pinned namespaces (each lives on while a process or another mount uses it) and
+// removes their files, and Dir if Pin created it. It can be called again after a partial failure.
+func (p *Pinned) Release() error {
+	var errs []error
+	for t, path := range p.Paths {
+		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+			errs = append(errs, &os.PathError{Op: "unmount", Path: path, Err: err})
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		delete(p.Paths, t)
+	}
+	if p.OwnDir && len(errs) == 0 {
+		if err := os.Remove(p.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("namespaces: release %s: %w", p.Dir, errors.Join(errs...))
+	}
+	return nil
+}
