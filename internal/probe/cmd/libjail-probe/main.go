@@ -21,6 +21,7 @@ import (
 func main() {
 	opens := flag.String("open", "", "comma-separated paths to try to open read-only")
 	writes := flag.String("write", "", "comma-separated path=data pairs to try to write")
+	reads := flag.String("read", "", "comma-separated paths to read: reports the byte count or the error")
 	flag.Parse()
 
 	r := probe.Report{
@@ -87,6 +88,14 @@ func main() {
 		}
 		f.Close()
 		r.Opens[p] = "ok"
+	}
+	for _, p := range split(*reads) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			r.Opens["read:"+p] = errText(err)
+		} else {
+			r.Opens["read:"+p] = fmt.Sprintf("%d bytes", len(b))
+		}
 	}
 	for _, pw := range split(*writes) {
 		p, data, _ := strings.Cut(pw, "=")

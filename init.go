@@ -1,0 +1,254 @@
+package libjail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/libjail/libjail/capabilities"
+	"github.com/libjail/libjail/devices"
+	"github.com/libjail/libjail/internal/nsenter"
+	"github.com/libjail/libjail/syncpipe"
+)
+
+// Init must be called first thing in the embedding program's main. In the agent it returns at
+// once. In a container's child (started by Create from the agent's own executable) it runs the
+// container's setup and execs the container's process: it never returns.
+func Init() {
+	v, ok := os.LookupEnv(initEnv)
+	if !ok {
+		return
+	}
+	// Every step runs on this thread, which is the one that calls execve: capability sets are
+	// per thread, and the exec'd program inherits this thread's.
+	runtime.LockOSThread()
+	os.Unsetenv(initEnv)
+	fault := Step(os.Getenv(faultEnv))
+	os.Unsetenv(faultEnv)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd != childFD {
+		fmt.Fprintf(os.Stderr, "libjail: %s=%q: not a libjail child\n", initEnv, v)
+		os.Exit(127)
+	}
+	conn, err := protocol.FromFile(os.NewFile(uintptr(fd), "libjail-sync"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "libjail: child: %v\n", err)
+		os.Exit(127)
+	}
+	ch := &child{conn: conn, ctx: context.Background(), fault: fault}
+	step, err := ch.run()
+	// Only failures come back here; the parent turns this into a StepError naming the step.
+	_ = conn.SendError(ch.ctx, string(step), err)
+	os.Exit(126)
+}
+
+type child struct {
+	conn *syncpipe.Conn
+	ctx  context.Context
+	plan *childPlan
+	// fault is the step at which a fault-injection test wants the child to die.
+	fault Step
+}
+
+// do runs one step: the fault-injection hook, the step itself, then a progress report.
+func (ch *child) do(step Step, f func() error) error {
+	if ch.fault == step {
+		// Die at once, without a word to the parent: as pid 1 of its pid namespace the child
+		// cannot SIGKILL itself, so it exits the way a killed process vanishes.
+		unix.Exit(137)
+	}
+	if err := f(); err != nil {
+		return err
+	}
+	return ch.conn.Send(ch.ctx, &progressMsg{Step: step})
+}
+
+func (ch *child) run() (Step, error) {
+	steps := []struct {
+		step Step
+		f    func() error
+	}{
+		{StepJoinNS, nsenter.Result},
+		{StepReceivePlan, ch.receivePlan},
+	}
+	for _, s := range steps {
+		if err := ch.do(s.step, s.f); err != nil {
+			return s.step, err
+		}
+	}
+	p := ch.plan
+	proc := &p.Process
+	nnp := proc.NoNewPrivs
+	steps = []struct {
+		step Step
+		f    func() error
+	}{
+		{StepPrepareRoot, p.Mounts.PrepareRoot},
+		{StepMount, p.Mounts.MountAll},
+		{StepDeviceNodes, func() error { return devices.CreateNodes(p.Mounts.Rootfs(), p.Nodes, p.UserNS) }},
+		{StepRuntimeHooks, ch.awaitRuntimeHooks},
+		{StepContainerHooks, func() error { return ch.runHooks(HookCreateContainer, p.CreateContainer) }},
+		{StepEnterRoot, p.Mounts.EnterRoot},
+		{StepFinishRoot, p.Mounts.FinishRoot},
+		{StepHostname, ch.setHostname},
+		{StepCwd, func() error { return os.MkdirAll(proc.Cwd, 0o755) }},
+		{StepRlimits, proc.applyRlimits},
+		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
+		{StepSeccomp, func() error { return ch.loadSeccomp(!nnp) }},
+		{StepUser, func() error { return ch.switchUser() }},
+		{StepCapabilities, p.Caps.Apply},
+		{StepNoNewPrivs, func() error {
+			if !nnp {
+				return nil
+			}
+			return unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+		}},
+	}
+	for _, s := range steps {
+		if err := ch.do(s.step, s.f); err != nil {
+			return s.step, err
+		}
+	}
+	if err := ch.do(StepReady, func() error { return ch.conn.Send(ch.ctx, &readyMsg{}) }); err != nil {
+		return StepReady, err
+	}
+	if err := ch.do(StepWaitStart, ch.waitStart); err != nil {
+		return StepWaitStart, err
+	}
+	if err := ch.do(StepStartHooks, func() error { return ch.runHooks(HookStartContainer, p.StartContainer) }); err != nil {
+		return StepStartHooks, err
+	}
+	// With no_new_privs the filter goes on last, so it constrains as little of the setup as possible.
+	if nnp {
+		if err := ch.loadSeccomp(true); err != nil {
+			return StepSeccomp, err
+		}
+	}
+	if err := ch.do(StepExec, ch.exec); err != nil {
+		return StepExec, err
+	}
+	return StepExec, errors.New("execve returned")
+}
+
+func (ch *child) receivePlan() error {
+	plan, files, err := syncpipe.Receive[*childPlan](ch.ctx, ch.conn)
+	for _, f := range files {
+		f.Close()
+	}
+	if err != nil {
+		return err
+	}
+	ch.plan = plan
+	return nil
+}
+
+func (ch *child) setHostname() error {
+	if h := ch.plan.Hostname; h != nil {
+		if err := unix.Sethostname([]byte(*h)); err != nil {
+			return fmt.Errorf("hostname %q: %w", *h, err)
+		}
+	}
+	if d := ch.plan.Domainname; d != nil {
+		if err := unix.Setdomainname([]byte(*d)); err != nil {
+			return fmt.Errorf("domainname %q: %w", *d, err)
+		}
+	}
+	return nil
+}
+
+// switchUser drops the bounding set while still privileged, then switches uid/gid keeping the
+// permitted capabilities so Apply can set the final sets.
+func (ch *child) switchUser() error {
+	p := ch.plan
+	if err := p.Caps.DropBounding(); err != nil {
+		return fmt.Errorf("bounding set: %w", err)
+	}
+	if err := capabilities.KeepAcrossUserSwitch(); err != nil {
+		return err
+	}
+	if u := p.Process.Umask; u != nil {
+		unix.Umask(int(*u))
+	}
+	return p.Process.switchUser(p.UserNS)
+}
+
+// loadSeccomp loads the parent-compiled filter when now is true (the caller picks the moment).
+func (ch *child) loadSeccomp(now bool) error {
+	prog := ch.plan.Seccomp
+	if !now || prog == nil {
+		return nil
+	}
+	listener, err := prog.Load()
+	if err != nil {
+		return err
+	}
+	if listener != nil {
+		// The listener is the parent's business (it forwards it to the seccomp agent).
+		defer listener.Close()
+		return fmt.Errorf("seccomp notify listener: %w", unix.ENOTSUP)
+	}
+	return nil
+}
+
+// awaitRuntimeHooks stops before pivot_root while the parent runs prestart and createRuntime hooks.
+func (ch *child) awaitRuntimeHooks() error {
+	if !ch.plan.RuntimeHooks {
+		return nil
+	}
+	if err := ch.conn.Send(ch.ctx, &hooksMsg{}); err != nil {
+		return err
+	}
+	_, files, err := syncpipe.Receive[*resumeMsg](ch.ctx, ch.conn)
+	for _, f := range files {
+		f.Close()
+	}
+	return err
+}
+
+// runHooks runs hooks from inside the container's namespaces (createContainer before pivot_root,
+// startContainer after it), with the state's status as the spec gives it for that moment.
+func (ch *child) runHooks(kind HookKind, hooks []specs.Hook) error {
+	state := ch.plan.State
+	if kind == HookStartContainer {
+		state.Status = specs.StateCreated
+	}
+	return runHooks(ch.ctx, kind, hooks, &state)
+}
+
+func (ch *child) waitStart() error {
+	_, files, err := syncpipe.Receive[*startMsg](ch.ctx, ch.conn)
+	for _, f := range files {
+		f.Close()
+	}
+	return err
+}
+
+// exec closes every fd but stdio on exec and replaces this process with the container's.
+func (ch *child) exec() error {
+	proc := &ch.plan.Process
+	if err := os.Chdir(proc.Cwd); err != nil {
+		return fmt.Errorf("process.cwd: %w", err)
+	}
+	path, err := lookPath(proc.Args[0], proc.Env)
+	if err != nil {
+		return fmt.Errorf("process.args[0]: %w", err)
+	}
+	// Nothing of the agent's may reach the container (the CVE-2024-21626 class): every fd above
+	// stdio is closed by execve, including ones the Go runtime or a library opened without O_CLOEXEC.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close fds: %w", err)
+	}
+	if err := ch.conn.Send(ch.ctx, &execMsg{}); err != nil {
+		return err
+	}
+	if err := unix.Exec(path, proc.Args, proc.Env); err != nil {
+		return fmt.Errorf("execve %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,252 @@
+package libjail
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"path/filepath"
+	"sync"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/libjail/libjail/cgroups"
+	"github.com/libjail/libjail/devices"
+	"github.com/libjail/libjail/namespaces"
+)
+
+// PodOptions shape a Pod.
+type PodOptions struct {
+	// CgroupPath is the pod's cgroup: absolute, or relative to CgroupParent. Default: the pod id.
+	CgroupPath   string
+	CgroupParent string // default "/libjail"
+	// Resources are the pod-level limits (devices excepted: the pod's device rules are its
+	// containers' union on top of the defaults).
+	Resources *specs.LinuxResources
+	// Share lists the namespaces the pod pins and every container joins. Default: network, ipc, uts.
+	Share []namespaces.Type
+	// UIDMappings and GIDMappings, when set, make the pod pin a user namespace too, and create the
+	// shared namespaces inside it, so containers that join both are privileged over the network
+	// namespace (they can mount sysfs) without being privileged on the host.
+	UIDMappings, GIDMappings []specs.LinuxIDMapping
+	// PinDir is where the shared namespaces are pinned. Default /run/libjail/pods/<id>.
+	PinDir string
+	Logger *slog.Logger
+}
+
+// Pod is a group of containers sharing a parent cgroup and pinned namespaces. Creating it
+// restricts the pod cgroup first (deny all, then the default devices); each container's device
+// rules are then added to the pod (the pod's set is the union) and applied to the container.
+type Pod struct {
+	id     string
+	opts   PodOptions
+	log    *slog.Logger
+	cg     cgroups.Manager
+	cgPath string
+	devs   *devices.Pod
+	pinned *namespaces.Pinned
+
+	mu         sync.Mutex
+	containers map[string]*Container
+	destroyed  bool
+}
+
+// NewPod creates the pod's cgroup with its device restrictions and pins its shared namespaces. On
+// error nothing is left behind.
+func NewPod(id string, opts PodOptions) (p *Pod, err error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	if opts.CgroupParent == "" {
+		opts.CgroupParent = "/libjail"
+	}
+	if opts.CgroupPath == "" {
+		opts.CgroupPath = id
+	}
+	if opts.Share == nil {
+		opts.Share = []namespaces.Type{namespaces.Network, namespaces.IPC, namespaces.UTS}
+	}
+	if opts.PinDir == "" {
+		opts.PinDir = filepath.Join("/run/libjail/pods", id)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p = &Pod{id: id, opts: opts, log: log, containers: map[string]*Container{}}
+	defer func() {
+		if err != nil {
+			_ = p.release()
+		}
+	}()
+
+	layout, hs, err := cgroupLayout()
+	if err != nil {
+		return nil, podErr(id, StepCgroup, err)
+	}
+	plan, err := cgroups.Plan(opts.CgroupPath, opts.Resources, layout, cgroups.Options{Parent: opts.CgroupParent, Hierarchies: hs, Logger: log})
+	if err != nil {
+		return nil, podErr(id, StepPlan, err)
+	}
+	if p.cg, err = cgroups.New(plan); err != nil {
+		return nil, podErr(id, StepCgroup, err)
+	}
+	if err := p.cg.Create(); err != nil {
+		_ = p.cg.Destroy()
+		p.cg = nil
+		return nil, podErr(id, StepCgroup, err)
+	}
+	p.cgPath = plan.Path
+	// Restrict the pod cgroup before any container exists in it.
+	dir, v2 := p.cg.DevicesDir()
+	if p.devs, err = devices.NewPod(dir, v2); err != nil {
+		return nil, podErr(id, StepDevices, err)
+	}
+	types := append([]namespaces.Type(nil), opts.Share...)
+	if len(opts.UIDMappings) > 0 {
+		types = append(types, namespaces.User)
+	}
+	if len(types) > 0 {
+		p.pinned, err = namespaces.Pin(opts.PinDir, types, namespaces.PinOptions{
+			UIDMappings: opts.UIDMappings, GIDMappings: opts.GIDMappings,
+		})
+		if err != nil {
+			return nil, podErr(id, StepJoinNS, err)
+		}
+	}
+	return p, nil
+}
+
+func podErr(id string, step Step, err error) error {
+	return &StepError{ID: "pod/" + id, Step: step, Err: err}
+}
+
+// ID returns the pod's id.
+func (p *Pod) ID() string { return p.id }
+
+// CgroupPath returns the pod cgroup's path inside the hierarchies.
+func (p *Pod) CgroupPath() string { return p.cgPath }
+
+// NamespacePath returns where the pod pinned its namespace of type t ("" if it shares none).
+func (p *Pod) NamespacePath(t namespaces.Type) string {
+	if p.pinned == nil {
+		return ""
+	}
+	return p.pinned.Path(t)
+}
+
+// NewContainer plans a container of the pod: its spec joins the pod's pinned namespaces, and its
+// cgroup is a child of the pod's (the spec's cgroupsPath, if any, only names the leaf).
+func (p *Pod) NewContainer(id string, spec *specs.Spec, opts Options) (*Container, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.destroyed {
+		return nil, fmt.Errorf("libjail: pod %q: %w", p.id, errPodDestroyed)
+	}
+	if _, dup := p.containers[id]; dup {
+		return nil, fmt.Errorf("libjail: pod %q: container %q: %w", p.id, id, errDuplicateID)
+	}
+	if spec == nil || spec.Linux == nil {
+		return nil, &StepError{ID: id, Step: StepPlan, Err: specErr("linux", "missing")}
+	}
+	s := *spec
+	lx := *spec.Linux
+	s.Linux = &lx
+	lx.Namespaces = p.joinPodNamespaces(spec.Linux.Namespaces)
+	leaf := id
+	if spec.Linux.CgroupsPath != "" {
+		leaf = path.Base(spec.Linux.CgroupsPath)
+	}
+	lx.CgroupsPath = path.Join(p.cgPath, leaf)
+	opts.pod = p
+	c, err := New(id, &s, opts)
+	if err != nil {
+		return nil, err
+	}
+	p.containers[id] = c
+	return c, nil
+}
+
+// joinPodNamespaces replaces the spec's entries for the shared types by joins of the pod's.
+func (p *Pod) joinPodNamespaces(in []specs.LinuxNamespace) []specs.LinuxNamespace {
+	var out []specs.LinuxNamespace
+	shared := map[specs.LinuxNamespaceType]string{}
+	if p.pinned != nil {
+		for t, path := range p.pinned.Paths {
+			shared[specs.LinuxNamespaceType(t)] = path
+		}
+	}
+	for _, n := range in {
+		if _, ok := shared[n.Type]; !ok {
+			out = append(out, n)
+		}
+	}
+	for _, t := range namespaces.Types {
+		if path, ok := shared[specs.LinuxNamespaceType(t)]; ok {
+			out = append(out, specs.LinuxNamespace{Type: specs.LinuxNamespaceType(t), Path: path})
+		}
+	}
+	return out
+}
+
+var (
+	errPodDestroyed = errors.New("pod is destroyed")
+	errDuplicateID  = errors.New("id already in the pod")
+)
+
+// Destroy destroys every container of the pod (killing those still running), then the pod's
+// cgroup, device rules and pinned namespaces.
+func (p *Pod) Destroy() error {
+	p.mu.Lock()
+	if p.destroyed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.destroyed = true
+	cs := p.containers
+	p.containers = nil
+	p.mu.Unlock()
+	var errs []error
+	for _, c := range cs {
+		if err := c.Destroy(true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := p.release(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Pod) release() error {
+	var errs []error
+	if p.pinned != nil {
+		if err := p.pinned.Release(); err != nil {
+			errs = append(errs, fmt.Errorf("pinned namespaces: %w", err))
+		}
+		p.pinned = nil
+	}
+	if p.devs != nil {
+		if err := p.devs.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("device rules: %w", err))
+		}
+		p.devs = nil
+	}
+	if p.cg != nil {
+		if err := p.cg.Destroy(); err != nil {
+			errs = append(errs, fmt.Errorf("cgroup: %w", err))
+		}
+		p.cg = nil
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("libjail: destroy pod %q: %w", p.id, errors.Join(errs...))
+	}
+	return nil
+}
+
+// forget drops a destroyed container from the pod.
+func (p *Pod) forget(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.containers, id)
+}

@@ -1,0 +1,149 @@
+package libjail
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/libjail/libjail/internal/testutil"
+)
+
+// These tests run whole containers and assert, from the probe's report, that each spec section
+// reached the kernel.
+
+func TestProcessUserAndLimits(t *testing.T) {
+	testutil.RequireRoot(t)
+	spec := probeSpec(t)
+	umask := uint32(0o027)
+	adj := 500
+	spec.Process.User = specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{20, 30}, Umask: &umask}
+	// The probe is a Go program, and Go raises its own soft RLIMIT_NOFILE to the hard limit at
+	// start: give NOFILE equal limits and check soft < hard on another resource.
+	spec.Process.Rlimits = []specs.POSIXRlimit{
+		{Type: "RLIMIT_NOFILE", Soft: 2048, Hard: 2048},
+		{Type: "RLIMIT_MSGQUEUE", Soft: 4096, Hard: 8192},
+		{Type: "RLIMIT_CORE", Soft: 0, Hard: 0},
+	}
+	spec.Process.NoNewPrivileges = true
+	spec.Process.OOMScoreAdj = &adj
+	spec.Process.Env = append(spec.Process.Env, "LIBJAIL_TEST=1")
+	spec.Process.Cwd = "/work/dir"
+	r := runProbe(t, spec, Options{})
+
+	assert.Equal(t, 1000, r.UID)
+	assert.Equal(t, 1000, r.EUID)
+	assert.Equal(t, 1001, r.GID)
+	assert.ElementsMatch(t, []int{20, 30}, r.Groups)
+	assert.Equal(t, 0o027, r.Umask)
+	assert.Equal(t, [2]uint64{2048, 2048}, r.Rlimits["RLIMIT_NOFILE"])
+	assert.Equal(t, [2]uint64{4096, 8192}, r.Rlimits["RLIMIT_MSGQUEUE"])
+	assert.Equal(t, [2]uint64{0, 0}, r.Rlimits["RLIMIT_CORE"])
+	assert.Equal(t, "1", r.Status["NoNewPrivs"])
+	assert.Equal(t, "500", r.OOMScoreAdj)
+	assert.Equal(t, "/work/dir", r.Cwd, "cwd is created when missing")
+	assert.ElementsMatch(t, spec.Process.Env, r.Env, "the env is exactly the spec's")
+	// A non-root user with no capabilities section gets no capabilities at all.
+	for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
+		assert.Equal(t, "0000000000000000", r.Status[k], k)
+	}
+}
+
+func TestNoFDsLeakIntoContainer(t *testing.T) {
+	testutil.RequireRoot(t)
+	// fds the agent holds without O_CLOEXEC must still never reach the container.
+	for i := 0; i < 3; i++ {
+		fd, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		require.NoError(t, err)
+		t.Cleanup(func() { unix.Close(fd) })
+	}
+	r := runProbe(t, probeSpec(t), Options{})
+	var extra []string
+	for fd, target := range r.FDs {
+		n, _ := strconv.Atoi(fd)
+		// Beyond stdio, only the probe's own: the Go runtime's poller and the directory it lists.
+		own := target == "" || target == "anon_inode:[eventpoll]" || target == "anon_inode:[eventfd]"
+		if n > 2 && !own {
+			extra = append(extra, fd+" -> "+target)
+		}
+	}
+	assert.Empty(t, extra, "fds of the agent reached the container: %v", r.FDs)
+}
+
+func TestCapabilitiesReachContainer(t *testing.T) {
+	testutil.RequireRoot(t)
+	spec := probeSpec(t)
+	caps := []string{"CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_KILL"}
+	spec.Process.Capabilities = &specs.LinuxCapabilities{
+		Bounding: caps, Effective: caps, Permitted: caps, Inheritable: caps, Ambient: []string{"CAP_NET_BIND_SERVICE"},
+	}
+	r := runProbe(t, spec, Options{})
+	want := fmt.Sprintf("%016x", uint64(1<<unix.CAP_CHOWN|1<<unix.CAP_NET_BIND_SERVICE|1<<unix.CAP_KILL))
+	assert.Equal(t, want, r.Status["CapBnd"])
+	assert.Equal(t, want, r.Status["CapEff"])
+	assert.Equal(t, want, r.Status["CapPrm"])
+	assert.Equal(t, want, r.Status["CapInh"])
+	assert.Equal(t, fmt.Sprintf("%016x", uint64(1<<unix.CAP_NET_BIND_SERVICE)), r.Status["CapAmb"])
+}
+
+func TestMaskedAndReadonlyPaths(t *testing.T) {
+	testutil.RequireRoot(t)
+	spec := probeSpec(t, "-read", "/proc/keys,/proc/timer_list", "-open", "/sys/firmware",
+		"-write", "/proc/sys/kernel/domainname=x,/sys/firmware/x=y")
+	r := runProbe(t, spec, Options{})
+	// Masked files read as /dev/null; a masked directory is an empty read-only tmpfs.
+	assert.Equal(t, "0 bytes", r.Opens["read:/proc/keys"])
+	assert.Equal(t, "0 bytes", r.Opens["read:/proc/timer_list"])
+	assert.Equal(t, "ok", r.Opens["/sys/firmware"])
+	assert.Equal(t, "EROFS", r.Opens["write:/sys/firmware/x"])
+	assert.Equal(t, "EROFS", r.Opens["write:/proc/sys/kernel/domainname"], "read-only path")
+}
+
+func TestHooks(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	spec := trueSpec(t)
+	hook := func(name string) specs.Hook {
+		// Each hook records that it ran and the state it got, in the runtime's view of dir.
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + filepath.Join(dir, name)}}
+	}
+	spec.Hooks = &specs.Hooks{
+		CreateRuntime: []specs.Hook{hook("createRuntime")},
+		Poststart:     []specs.Hook{hook("poststart")},
+		Poststop:      []specs.Hook{hook("poststop")},
+	}
+	c, err := New(testutil.Name(t, "c"), spec, Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Destroy(true) })
+	require.NoError(t, c.Create(t.Context()))
+	assert.FileExists(t, filepath.Join(dir, "createRuntime"))
+	require.NoError(t, c.Start(t.Context()))
+	_, err = c.Wait()
+	require.NoError(t, err)
+	assert.FileExists(t, filepath.Join(dir, "poststart"))
+	require.NoError(t, c.Destroy(false))
+	b, err := os.ReadFile(filepath.Join(dir, "poststop"))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"status":"stopped"`)
+	b, err = os.ReadFile(filepath.Join(dir, "createRuntime"))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"status":"creating"`)
+	assert.Contains(t, string(b), c.ID())
+
+	// A failing createRuntime hook fails Create, naming the hook, and leaves nothing behind.
+	spec = trueSpec(t)
+	spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/false"}}}
+	c, err = New(testutil.Name(t, "c"), spec, Options{})
+	require.NoError(t, err)
+	err = c.Create(t.Context())
+	var he *HookError
+	require.ErrorAs(t, err, &he)
+	assert.Equal(t, HookCreateRuntime, he.Kind)
+	assertNoCgroup(t, spec.Linux.CgroupsPath)
+}
