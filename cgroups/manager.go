@@ -73,8 +73,8 @@ type v1Dir struct {
 	dir       string
 }
 
-// fsManager drives cgroupfs directly. It serves V1, V2 and Hybrid: the v1 and v2 operations live in
-// v1.go and v2.go, and each method uses the v1 controller when mounted, else the v2 file.
+// fsManager drives cgroupfs directly and serves V1, V2 and Hybrid alike: each operation uses the v1
+// controller's files when that controller is mounted, else the cgroup2 ones (ops.go, stats.go, oom.go).
 type fsManager struct {
 	mu      sync.Mutex
 	plan    *CgroupPlan
