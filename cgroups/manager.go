@@ -132,6 +132,13 @@ func (m *fsManager) Create() (err error) {
 			m.removeAll()
 		}
 	}()
+	// Fail closed on a plan whose mounts are not cgroup filesystems (a stale or forged plan would
+	// otherwise make directories and write values anywhere).
+	for _, h := range m.plan.Hierarchies {
+		if err := checkCgroupFS(h); err != nil {
+			return &FieldError{Field: "create", Err: err}
+		}
+	}
 	for _, d := range m.v1 {
 		made, err := mkdirAll(d.dir)
 		m.created = append(m.created, made...)
@@ -337,6 +344,23 @@ func (m *fsManager) v2EnableControllers() error {
 			}
 		}
 		dir = filepath.Join(dir, el)
+	}
+	return nil
+}
+
+// checkCgroupFS verifies that a hierarchy's mount point holds the cgroup filesystem of its version.
+func checkCgroupFS(h Hierarchy) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(h.Mount, &st); err != nil {
+		return &os.PathError{Op: "statfs", Path: h.Mount, Err: err}
+	}
+	want := int64(unix.CGROUP_SUPER_MAGIC)
+	if h.Unified {
+		want = unix.CGROUP2_SUPER_MAGIC
+	}
+	if int64(st.Type) != want {
+		return fmt.Errorf("%w: %s is not a cgroup%s mount (fs type %#x)", ErrInvalid, h.Mount,
+			map[bool]string{true: "2", false: " v1"}[h.Unified], st.Type)
 	}
 	return nil
 }
