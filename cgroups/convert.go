@@ -99,6 +99,11 @@ func (c *converter) cpu(r *specs.LinuxResources) error {
 			}
 			return err
 		}
+		for _, v := range []struct{ name, list string }{{"cpus", cpu.Cpus}, {"mems", cpu.Mems}} {
+			if v.list != "" && !cpuListRe.MatchString(v.list) {
+				return fieldErr(f+v.name, ErrInvalid, "%q is not a list like 0-3,5", v.list)
+			}
+		}
 		// Same file names on v1 and v2.
 		if cpu.Cpus != "" {
 			c.add(key, "cpuset.cpus", cpu.Cpus, f+"cpus")
@@ -474,6 +479,8 @@ func (c *converter) blockIO(r *specs.LinuxResources) error {
 	}
 	return nil
 }
+
+var cpuListRe = regexp.MustCompile(`^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$`)
 
 var pageSizeRe = regexp.MustCompile(`^[1-9][0-9]*[KMG]B$`)
 
