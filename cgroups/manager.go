@@ -36,8 +36,9 @@ type Manager interface {
 	Kill() error
 	// Destroy removes the cgroup (and cgroups below it) from every hierarchy, retrying while busy.
 	Destroy() error
-	// DevicesDir is where device rules go: the v1 devices controller's directory (v2=false), or the
-	// cgroup2 directory for an eBPF program (v2=true).
+	// DevicesDir is where device rules go: the v1 devices controller's directory (v2=false, also on
+	// Hybrid), or the cgroup2 directory for an eBPF program (v2=true). "" means neither exists, which
+	// a caller enforcing device rules must treat as an error.
 	DevicesDir() (dir string, v2 bool)
 	// Paths maps each controller (and "unified") to the cgroup's directory for it.
 	Paths() map[string]string
