@@ -22,6 +22,15 @@
 // controllers in each ancestor's cgroup.subtree_control and copying cpuset.cpus/mems into new v1
 // cpuset cgroups. Pods are plain nesting: plan the pod path, then containers under it.
 //
+// # Placing processes
+//
+// On V2, start the process with CLONE_INTO_CGROUP using [Manager.CgroupFD] (exec.Cmd's
+// SysProcAttr.UseCgroupFD): it is born in its cgroup. On Hybrid that covers only the unified
+// hierarchy: call [Manager.Place] too, before the process runs anything of the container's, and
+// before it unshares its cgroup namespace, whose root is taken from the cgroups the process is in
+// at that moment (a namespace created by the clone itself is rooted at the caller's v1 cgroups).
+// On V1, Place is the only way. Exec'd processes join the same way.
+//
 // # Needs
 //
 // Root (or delegated write access to the cgroup trees). cgroup.kill needs Linux 5.14, cgroup.freeze

@@ -74,11 +74,14 @@ func readPids(dir string) ([]int, error) {
 	return pids, nil
 }
 
+// destroyTimeout bounds the EBUSY retries of one rmdir.
+var destroyTimeout = 5 * time.Second
+
 // rmdirRetry removes one cgroup directory, retrying while the kernel still reports it busy (a process
 // that just exited can hold it for a moment). A missing directory is not an error.
 func rmdirRetry(dir string) error {
 	delay := 5 * time.Millisecond
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(destroyTimeout)
 	for {
 		err := unix.Rmdir(dir)
 		if err == nil || errors.Is(err, unix.ENOENT) {

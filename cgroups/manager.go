@@ -36,8 +36,9 @@ type Manager interface {
 	Kill() error
 	// Destroy removes the cgroup (and cgroups below it) from every hierarchy, retrying while busy.
 	Destroy() error
-	// DevicesDir is where device rules go: the v1 devices controller's directory (v2=false), or the
-	// cgroup2 directory for an eBPF program (v2=true).
+	// DevicesDir is where device rules go: the v1 devices controller's directory (v2=false, also on
+	// Hybrid), or the cgroup2 directory for an eBPF program (v2=true). "" means neither exists, which
+	// a caller enforcing device rules must treat as an error.
 	DevicesDir() (dir string, v2 bool)
 	// Paths maps each controller (and "unified") to the cgroup's directory for it.
 	Paths() map[string]string
@@ -73,8 +74,8 @@ type v1Dir struct {
 	dir       string
 }
 
-// fsManager drives cgroupfs directly. It serves V1, V2 and Hybrid: the v1 and v2 operations live in
-// v1.go and v2.go, and each method uses the v1 controller when mounted, else the v2 file.
+// fsManager drives cgroupfs directly and serves V1, V2 and Hybrid alike: each operation uses the v1
+// controller's files when that controller is mounted, else the cgroup2 ones (ops.go, stats.go, oom.go).
 type fsManager struct {
 	mu      sync.Mutex
 	plan    *CgroupPlan
@@ -132,6 +133,13 @@ func (m *fsManager) Create() (err error) {
 			m.removeAll()
 		}
 	}()
+	// Fail closed on a plan whose mounts are not cgroup filesystems (a stale or forged plan would
+	// otherwise make directories and write values anywhere).
+	for _, h := range m.plan.Hierarchies {
+		if err := checkCgroupFS(h); err != nil {
+			return &FieldError{Field: "create", Err: err}
+		}
+	}
 	for _, d := range m.v1 {
 		made, err := mkdirAll(d.dir)
 		m.created = append(m.created, made...)
@@ -337,6 +345,23 @@ func (m *fsManager) v2EnableControllers() error {
 			}
 		}
 		dir = filepath.Join(dir, el)
+	}
+	return nil
+}
+
+// checkCgroupFS verifies that a hierarchy's mount point holds the cgroup filesystem of its version.
+func checkCgroupFS(h Hierarchy) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(h.Mount, &st); err != nil {
+		return &os.PathError{Op: "statfs", Path: h.Mount, Err: err}
+	}
+	want := int64(unix.CGROUP_SUPER_MAGIC)
+	if h.Unified {
+		want = unix.CGROUP2_SUPER_MAGIC
+	}
+	if int64(st.Type) != want {
+		return fmt.Errorf("%w: %s is not a cgroup%s mount (fs type %#x)", ErrInvalid, h.Mount,
+			map[bool]string{true: "2", false: " v1"}[h.Unified], st.Type)
 	}
 	return nil
 }

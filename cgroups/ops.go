@@ -101,8 +101,8 @@ func (m *fsManager) Kill() error {
 }
 
 // kill uses cgroup.kill (kernel 5.14+) when there is a cgroup2 directory: the kernel kills the whole
-// subtree at once, racing no fork. Without it, the cgroup is frozen (when a freezer exists) so nothing
-// can fork while every listed process gets SIGKILL, then thawed so the signals are delivered.
+// subtree at once, racing no fork. Without it, the cgroup is frozen (v1 freezer or cgroup.freeze) so
+// nothing can fork while every listed process gets SIGKILL, then thawed so the signals are delivered.
 func (m *fsManager) kill() error {
 	if m.v2 != "" {
 		err := writeFile(m.v2, "cgroup.kill", "1")
@@ -119,23 +119,33 @@ func (m *fsManager) kill() error {
 	} else {
 		dir = m.v2
 	}
-	frozen := m.controllerDir("freezer") != "" && m.setFrozen(true) == nil
+	frozen := m.setFrozen(true) == nil
 	var errs []error
-	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return nil
-		}
-		pids, err := readPids(p)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-		for _, pid := range pids {
-			if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
-				errs = append(errs, fmt.Errorf("kill %d: %w", pid, err))
+	// Without a freezer a process may fork between the listing and the signal: list again until a
+	// pass finds nobody (bounded, since signals to a frozen cgroup only land after the thaw).
+	for pass := 0; pass < 10; pass++ {
+		found := 0
+		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
 			}
+			pids, err := readPids(p)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+			for _, pid := range pids {
+				found++
+				if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+					errs = append(errs, fmt.Errorf("kill %d: %w", pid, err))
+				}
+			}
+			return nil
+		})
+		if frozen || found == 0 || len(errs) > 0 {
+			break
 		}
-		return nil
-	})
+		time.Sleep(10 * time.Millisecond)
+	}
 	if frozen {
 		if err := m.setFrozen(false); err != nil {
 			errs = append(errs, err)

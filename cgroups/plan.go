@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -125,7 +126,7 @@ func resolvePath(cgroupsPath, parent string) (string, error) {
 		if parent == "" {
 			parent = "/"
 		}
-		if !path.IsAbs(parent) || strings.Contains(parent, "..") {
+		if !path.IsAbs(parent) || slices.Contains(strings.Split(parent, "/"), "..") {
 			return "", fieldErr("parent", ErrInvalid, "%q is not a clean absolute cgroup path", parent)
 		}
 		cgroupsPath = path.Join(parent, cgroupsPath)

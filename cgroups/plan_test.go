@@ -178,6 +178,8 @@ func TestPlanErrors(t *testing.T) {
 		{"v2 swappiness", v2, "/c", specs.LinuxResources{Memory: &specs.LinuxMemory{Swappiness: ptr[uint64](60)}}, "linux.resources.memory.swappiness", ErrNotSupported},
 		{"v2 disableOOMKiller", v2, "/c", specs.LinuxResources{Memory: &specs.LinuxMemory{DisableOOMKiller: ptr(true)}}, "linux.resources.memory.disableOOMKiller", ErrNotSupported},
 		{"v2 useHierarchy false", v2, "/c", specs.LinuxResources{Memory: &specs.LinuxMemory{UseHierarchy: ptr(false)}}, "linux.resources.memory.useHierarchy", ErrNotSupported},
+		{"cpus list", v1, "/c", specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: "0-"}}, "linux.resources.cpu.cpus", ErrInvalid},
+		{"mems list", v2, "/c", specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: "1", Mems: "a"}}, "linux.resources.cpu.mems", ErrInvalid},
 		{"quota zero", v1, "/c", specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: ptr[int64](0)}}, "linux.resources.cpu.quota", ErrInvalid},
 		{"idle range", v1, "/c", specs.LinuxResources{CPU: &specs.LinuxCPU{Idle: ptr[int64](2)}}, "linux.resources.cpu.idle", ErrInvalid},
 		{"v2 realtime runtime", v2, "/c", specs.LinuxResources{CPU: &specs.LinuxCPU{RealtimeRuntime: ptr[int64](1000)}}, "linux.resources.cpu.realtimeRuntime", ErrNotSupported},

@@ -157,8 +157,13 @@ func TestStatsMove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spinning(t, m)
-	time.Sleep(200 * time.Millisecond)
+	// Memory is charged where it is allocated: allocate after being placed, then spin.
+	c := startChild(t, shell(`x=$(`+busybox+` head -c 1000000 /dev/zero | `+busybox+` tr '\0' a); while :; do :; done`))
+	if err := m.Place(c.cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	c.release(t)
+	time.Sleep(300 * time.Millisecond)
 	after, err := m.Stats()
 	if err != nil {
 		t.Fatal(err)
@@ -217,8 +222,24 @@ func TestUpdateRunningLimits(t *testing.T) {
 func TestUpdateCheckBeforeUpdate(t *testing.T) {
 	testutil.RequireCgroupV1(t, "memory")
 	_, m := newManager(t, nil, &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr[int64](256 << 20)}})
-	c := spinning(t, m)
-	_ = c
+	// Memory is charged where it is allocated: the shell allocates 2 MB after being placed.
+	c := startChild(t, shell(`x=$(`+busybox+` head -c 2000000 /dev/zero | `+busybox+` tr '\0' a); echo ready; while :; do sleep 1; done`))
+	if err := m.Place(c.cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	c.release(t)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		st, err := m.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Memory.Usage > 1<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage stays at %d", st.Memory.Usage)
+		}
+	}
 	err := m.Update(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr[int64](4096), CheckBeforeUpdate: ptr(true)}})
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Field != "linux.resources.memory.limit" || !errors.Is(err, ErrInvalid) {
@@ -413,4 +434,54 @@ func TestBlkioThrottleAndStatsV1(t *testing.T) {
 	if written < 4<<20 {
 		t.Errorf("io stats show %d bytes written, want >= 4 MiB: %+v", written, st.IO)
 	}
+}
+
+func TestOOMEventsChannelClosesOnDestroy(t *testing.T) {
+	testutil.RequireCgroupV1(t, "memory")
+	plan, m := newManager(t, nil, nil)
+	events, stop, err := m.OOMEvents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, plan)
+	select {
+	case ev, ok := <-events:
+		if ok {
+			t.Fatalf("event %+v without OOM", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("channel not closed after the cgroup was removed")
+	}
+}
+
+func TestApplyErrorNamesFieldAndKeepsErrno(t *testing.T) {
+	testutil.RequireCgroupV1(t, "blkio")
+	hs, err := DetectHierarchies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Planned fine on v1, but this kernel has no CFQ, hence no leaf weights.
+	plan, err := Plan("/"+testutil.Name(t, "leaf"), &specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{LeafWeight: ptr[uint16](100)}},
+		LayoutOf(hs), Options{Hierarchies: hs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := New(plan)
+	t.Cleanup(func() { m.Destroy() })
+	err = m.Create()
+	if _, statErr := os.Stat(filepath.Join(plan.Dirs["blkio"], "blkio.leaf_weight")); statErr == nil {
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Skip("skipped: this kernel has blkio.leaf_weight")
+	}
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "linux.resources.blockIO.leafWeight" || !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("got %v, want ENOENT naming linux.resources.blockIO.leafWeight", err)
+	}
+	assertGone(t, plan)
 }
