@@ -35,6 +35,7 @@ type Pod struct {
 type Container struct {
 	pod   *Pod
 	dir   string
+	rules []Rule
 	state state
 	prog  *V2 // v2 only
 }
@@ -117,7 +118,7 @@ func (p *Pod) AddContainer(dir string, rules []Rule) (*Container, error) {
 		_ = p.apply(p.target(c, state{})) // best effort: the pod only ever had more than needed
 		return nil, fmt.Errorf("container %s: %w", dir, err)
 	}
-	c.state = s
+	c.rules, c.state = append([]Rule(nil), rules...), s
 	p.containers[c] = struct{}{}
 	return c, nil
 }
@@ -141,7 +142,7 @@ func (c *Container) Update(rules []Rule) error {
 	if err := p.applyContainer(c, rules); err != nil {
 		return fmt.Errorf("container %s: %w", c.dir, err)
 	}
-	c.state = s
+	c.rules, c.state = append([]Rule(nil), rules...), s
 	// Now that the container no longer needs what it lost, the pod can drop it too.
 	if err := p.apply(p.target(c, s)); err != nil {
 		return fmt.Errorf("pod %s: %w", p.dir, err)
