@@ -3,6 +3,7 @@ package devices
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 )
 
@@ -74,13 +75,16 @@ func (p *Pod) target(c *Container, s state) state {
 }
 
 func (p *Pod) apply(s state) error {
-	if s.allow {
+	var err error
+	if p.v2 {
+		err = p.prog.Replace(s.rules())
+	} else {
+		err = ApplyV1(p.dir, s.rules())
+	}
+	if err == nil && s.allow {
 		p.allowAll = true
 	}
-	if p.v2 {
-		return p.prog.Replace(s.rules())
-	}
-	return ApplyV1(p.dir, s.rules())
+	return err
 }
 
 func (p *Pod) applyContainer(c *Container, rules []Rule) error {
@@ -107,7 +111,7 @@ func (p *Pod) AddContainer(dir string, rules []Rule) (*Container, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, errors.New("pod: closed")
+		return nil, fmt.Errorf("pod: %w", os.ErrClosed)
 	}
 	c := &Container{pod: p, dir: dir}
 	s := effective(rules)
@@ -133,7 +137,7 @@ func (c *Container) Update(rules []Rule) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.containers[c]; !ok {
-		return errors.New("container: closed")
+		return fmt.Errorf("container: %w", os.ErrClosed)
 	}
 	s := effective(rules)
 	if err := p.apply(p.target(c, union(c.state, s))); err != nil {

@@ -1,8 +1,8 @@
 package devices
 
 import (
-	"errors"
 	"fmt"
+	"os"
 
 	"github.com/cilium/ebpf"
 )
@@ -29,7 +29,7 @@ func (p *Pod) State() (PodState, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return PodState{}, errors.New("pod: closed")
+		return PodState{}, fmt.Errorf("pod: %w", os.ErrClosed)
 	}
 	s := PodState{Dir: p.dir, V2: p.v2, AllowAll: p.allowAll}
 	var err error
