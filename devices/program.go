@@ -57,7 +57,7 @@ func program(s state) (asm.Instructions, error) {
 		return 0
 	}
 
-	var insns asm.Instructions
+	insns := make(asm.Instructions, 0, 7+8*len(s.ex)+2)
 	if needType {
 		insns = append(insns, asm.LoadMem(regType, asm.R1, ctxAccessType, asm.Word))
 		if needAccess {
@@ -79,35 +79,34 @@ func program(s state) (asm.Instructions, error) {
 		if i == len(s.ex)-1 {
 			next = "default"
 		}
-		var block asm.Instructions
+		first := len(insns)
 		typ := int32(devChar)
 		if e.typ == 'b' {
 			typ = devBlock
 		}
-		block = append(block, asm.JNE.Imm32(regType, typ, next))
+		insns = append(insns, asm.JNE.Imm32(regType, typ, next))
 		if e.acc != accAll {
-			block = append(block, asm.Mov.Reg32(regTmp, regAccess))
+			insns = append(insns, asm.Mov.Reg32(regTmp, regAccess))
 			if s.allow {
 				// A denial matches when the request shares any bit with it (v1's partial match).
-				block = append(block,
+				insns = append(insns,
 					asm.And.Imm32(regTmp, int32(e.acc)),
 					asm.JEq.Imm32(regTmp, 0, next))
 			} else {
 				// A grant matches when it covers every requested bit.
-				block = append(block,
+				insns = append(insns,
 					asm.And.Imm32(regTmp, int32(accAll&^e.acc)),
 					asm.JNE.Imm32(regTmp, 0, next))
 			}
 		}
 		if e.major != Wildcard {
-			block = append(block, asm.JNE.Imm32(regMajor, int32(uint32(e.major)), next))
+			insns = append(insns, asm.JNE.Imm32(regMajor, int32(uint32(e.major)), next))
 		}
 		if e.minor != Wildcard {
-			block = append(block, asm.JNE.Imm32(regMinor, int32(uint32(e.minor)), next))
+			insns = append(insns, asm.JNE.Imm32(regMinor, int32(uint32(e.minor)), next))
 		}
-		block = append(block, asm.Mov.Imm32(asm.R0, int32(verdict(!s.allow))), asm.Return())
-		block[0] = block[0].WithSymbol(fmt.Sprintf("ex%d", i))
-		insns = append(insns, block...)
+		insns = append(insns, asm.Mov.Imm32(asm.R0, int32(verdict(!s.allow))), asm.Return())
+		insns[first] = insns[first].WithSymbol(fmt.Sprintf("ex%d", i))
 	}
 	insns = append(insns,
 		asm.Mov.Imm32(asm.R0, int32(verdict(s.allow))).WithSymbol("default"),
