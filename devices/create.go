@@ -52,7 +52,7 @@ func createNode(root *os.File, n Node, inUserNS bool) error {
 		return &os.PathError{Op: "mknodat", Path: n.Path, Err: err}
 	}
 	// mknod applies the umask; set the planned mode and owner without following a link.
-	if err := unix.Fchmodat(dfd, base, n.FileMode, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := chmodNoFollow(dfd, base, n.FileMode); err != nil {
 		return &os.PathError{Op: "fchmodat", Path: n.Path, Err: err}
 	}
 	if err := unix.Fchownat(dfd, base, int(n.UID), int(n.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -104,4 +104,30 @@ func bindHostNode(dfd int, base string, n Node) error {
 		return &os.PathError{Op: "move_mount", Path: n.Path, Err: err}
 	}
 	return nil
+}
+
+// chmodNoFollow sets the mode of name in dfd without following a link: fchmodat2 where the kernel
+// has it (6.6+), else through an O_PATH fd of the entry itself, reached via /proc/self/fd.
+func chmodNoFollow(dfd int, name string, mode uint32) error {
+	err := unix.Fchmodat(dfd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+		return err
+	}
+	return chmodByFD(dfd, name, mode)
+}
+
+func chmodByFD(dfd int, name string, mode uint32) error {
+	fd, err := unix.Openat(dfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return unix.ELOOP
+	}
+	return unix.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), mode)
 }

@@ -217,3 +217,28 @@ func TestCreateNodesUserNSBindsHostNodes(t *testing.T) {
 		t.Fatalf("host view of the mount point: %v, %v", fi, err)
 	}
 }
+
+// The fallback for kernels without fchmodat2 (before 6.6) sets the mode and refuses links.
+func TestChmodByFD(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("f", filepath.Join(dir, "l")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := chmodByFD(int(d.Fd()), "f", 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := chmodByFD(int(d.Fd()), "l", 0o666); !errors.Is(err, unix.ELOOP) {
+		t.Fatalf("chmod of a symlink: %v, want ELOOP", err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "f")); fi.Mode().Perm() != 0o640 {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+}

@@ -3,6 +3,7 @@ package devices
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 )
 
@@ -35,6 +36,7 @@ type Pod struct {
 type Container struct {
 	pod   *Pod
 	dir   string
+	rules []Rule
 	state state
 	prog  *V2 // v2 only
 }
@@ -73,13 +75,16 @@ func (p *Pod) target(c *Container, s state) state {
 }
 
 func (p *Pod) apply(s state) error {
-	if s.allow {
+	var err error
+	if p.v2 {
+		err = p.prog.Replace(s.rules())
+	} else {
+		err = ApplyV1(p.dir, s.rules())
+	}
+	if err == nil && s.allow {
 		p.allowAll = true
 	}
-	if p.v2 {
-		return p.prog.Replace(s.rules())
-	}
-	return ApplyV1(p.dir, s.rules())
+	return err
 }
 
 func (p *Pod) applyContainer(c *Container, rules []Rule) error {
@@ -106,7 +111,7 @@ func (p *Pod) AddContainer(dir string, rules []Rule) (*Container, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, errors.New("pod: closed")
+		return nil, fmt.Errorf("pod: %w", os.ErrClosed)
 	}
 	c := &Container{pod: p, dir: dir}
 	s := effective(rules)
@@ -117,7 +122,7 @@ func (p *Pod) AddContainer(dir string, rules []Rule) (*Container, error) {
 		_ = p.apply(p.target(c, state{})) // best effort: the pod only ever had more than needed
 		return nil, fmt.Errorf("container %s: %w", dir, err)
 	}
-	c.state = s
+	c.rules, c.state = append([]Rule(nil), rules...), s
 	p.containers[c] = struct{}{}
 	return c, nil
 }
@@ -132,7 +137,7 @@ func (c *Container) Update(rules []Rule) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.containers[c]; !ok {
-		return errors.New("container: closed")
+		return fmt.Errorf("container: %w", os.ErrClosed)
 	}
 	s := effective(rules)
 	if err := p.apply(p.target(c, union(c.state, s))); err != nil {
@@ -141,7 +146,7 @@ func (c *Container) Update(rules []Rule) error {
 	if err := p.applyContainer(c, rules); err != nil {
 		return fmt.Errorf("container %s: %w", c.dir, err)
 	}
-	c.state = s
+	c.rules, c.state = append([]Rule(nil), rules...), s
 	// Now that the container no longer needs what it lost, the pod can drop it too.
 	if err := p.apply(p.target(c, s)); err != nil {
 		return fmt.Errorf("pod %s: %w", p.dir, err)

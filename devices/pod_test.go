@@ -1,6 +1,7 @@
 package devices
 
 import (
+	"encoding/json"
 	"testing"
 )
 
@@ -111,6 +112,58 @@ func TestPodErrors(t *testing.T) {
 				if cur, err := readV1(podDir); err != nil || !cur.equal(effective(PodDefaultRules())) {
 					t.Fatalf("pod list: %v, %v", cur, err)
 				}
+			}
+		})
+	}
+}
+
+// A second process takes the pod over from its JSON state, hot-plugs and tears down.
+func TestLoadPod(t *testing.T) {
+	for name, h := range hierarchies(t) {
+		t.Run(name, func(t *testing.T) {
+			root, v2 := h(t)
+			nodes := diskNode(t)
+			podDir := mkCgroup(t, root, "pod")
+			p, err := NewPod(podDir, v2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctrDir := mkCgroup(t, podDir, "ctr")
+			if _, err := p.AddContainer(ctrDir, PodDefaultRules()); err != nil {
+				t.Fatal(err)
+			}
+			st, err := p.State()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.Marshal(st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The first process goes away without detaching anything.
+			p.release()
+			var back PodState
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			q, err := LoadPod(back)
+			if err != nil {
+				t.Fatalf("%s: %v", b, err)
+			}
+			c := q.Container(ctrDir)
+			if c == nil {
+				t.Fatalf("container %s not in %s", ctrDir, b)
+			}
+			if err := c.Update(append(PodDefaultRules(), r(t, "allow b 7:0 r")...)); err != nil {
+				t.Fatal(err)
+			}
+			expectOpens(t, "hot-plugged after takeover", probe(t, ctrDir, nodes), map[string]string{"blk": "ok", "kmsg": "EPERM"})
+			if err := q.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if v2 {
+				attachedIDs(t, ctrDir, 0)
+				attachedIDs(t, podDir, 0)
 			}
 		})
 	}

@@ -29,8 +29,9 @@ const (
 // Program generates the BPF_PROG_TYPE_CGROUP_DEVICE program that allows what rules allow on a v1
 // devices cgroup: rules are first reduced to a default verdict and its exceptions (so a later rule
 // overrides an earlier one exactly as on v1), then each exception becomes one test, and fields that
-// no exception looks at are not even loaded. An access is granted when one exception covers all of
-// its bits, as on v1. The program returns 1 to allow and 0 to deny (EPERM).
+// no exception looks at are not even loaded. As on v1, in deny-by-default mode an access is granted
+// when one exception covers all of its bits; in allow-by-default mode it is denied when any
+// exception shares a bit with it. The program returns 1 to allow and 0 to deny (EPERM).
 func Program(rules []Rule) (asm.Instructions, error) {
 	if err := validateRules(rules); err != nil {
 		return nil, err
@@ -56,7 +57,7 @@ func program(s state) (asm.Instructions, error) {
 		return 0
 	}
 
-	var insns asm.Instructions
+	insns := make(asm.Instructions, 0, 7+8*len(s.ex)+2)
 	if needType {
 		insns = append(insns, asm.LoadMem(regType, asm.R1, ctxAccessType, asm.Word))
 		if needAccess {
@@ -78,28 +79,34 @@ func program(s state) (asm.Instructions, error) {
 		if i == len(s.ex)-1 {
 			next = "default"
 		}
-		var block asm.Instructions
+		first := len(insns)
 		typ := int32(devChar)
 		if e.typ == 'b' {
 			typ = devBlock
 		}
-		block = append(block, asm.JNE.Imm32(regType, typ, next))
+		insns = append(insns, asm.JNE.Imm32(regType, typ, next))
 		if e.acc != accAll {
-			// Deny unless the requested bits are a subset of the exception's.
-			block = append(block,
-				asm.Mov.Reg32(regTmp, regAccess),
-				asm.And.Imm32(regTmp, int32(accAll&^e.acc)),
-				asm.JNE.Imm32(regTmp, 0, next))
+			insns = append(insns, asm.Mov.Reg32(regTmp, regAccess))
+			if s.allow {
+				// A denial matches when the request shares any bit with it (v1's partial match).
+				insns = append(insns,
+					asm.And.Imm32(regTmp, int32(e.acc)),
+					asm.JEq.Imm32(regTmp, 0, next))
+			} else {
+				// A grant matches when it covers every requested bit.
+				insns = append(insns,
+					asm.And.Imm32(regTmp, int32(accAll&^e.acc)),
+					asm.JNE.Imm32(regTmp, 0, next))
+			}
 		}
 		if e.major != Wildcard {
-			block = append(block, asm.JNE.Imm32(regMajor, int32(uint32(e.major)), next))
+			insns = append(insns, asm.JNE.Imm32(regMajor, int32(uint32(e.major)), next))
 		}
 		if e.minor != Wildcard {
-			block = append(block, asm.JNE.Imm32(regMinor, int32(uint32(e.minor)), next))
+			insns = append(insns, asm.JNE.Imm32(regMinor, int32(uint32(e.minor)), next))
 		}
-		block = append(block, asm.Mov.Imm32(asm.R0, int32(verdict(!s.allow))), asm.Return())
-		block[0] = block[0].WithSymbol(fmt.Sprintf("ex%d", i))
-		insns = append(insns, block...)
+		insns = append(insns, asm.Mov.Imm32(asm.R0, int32(verdict(!s.allow))), asm.Return())
+		insns[first] = insns[first].WithSymbol(fmt.Sprintf("ex%d", i))
 	}
 	insns = append(insns,
 		asm.Mov.Imm32(asm.R0, int32(verdict(s.allow))).WithSymbol("default"),

@@ -172,6 +172,9 @@ func parseList(b []byte) (state, error) {
 		r.Allow = true
 		s.apply(r)
 	}
+	if err := sc.Err(); err != nil {
+		return state{}, fmt.Errorf("devices.list: %w", err)
+	}
 	return s, nil
 }
 

@@ -128,6 +128,16 @@ func (v *V2) Close() error {
 	return nil
 }
 
+// release closes the handles and leaves the program attached.
+func (v *V2) release() {
+	if v == nil || v.prog == nil {
+		return
+	}
+	v.prog.Close()
+	v.cg.Close()
+	v.prog, v.cg = nil, nil
+}
+
 // AttachedPrograms lists the ids of the device programs attached to the cgroup v2 directory dir
 // itself (not inherited ones).
 func AttachedPrograms(dir string) ([]ebpf.ProgramID, error) {
