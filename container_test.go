@@ -52,8 +52,13 @@ func runProbe(t *testing.T, spec *specs.Spec, opts Options) probe.Report {
 	require.NoError(t, err)
 	require.True(t, st.Success(), "probe exited %v; stderr: %s", st, errb.String())
 	require.NoError(t, c.Destroy(false))
+	return decodeReport(t, out.String())
+}
+
+func decodeReport(t *testing.T, out string) probe.Report {
+	t.Helper()
 	var r probe.Report
-	require.NoError(t, json.Unmarshal(out.Bytes(), &r), "probe output: %q", out.String())
+	require.NoError(t, json.Unmarshal([]byte(out), &r), "probe output: %q", out)
 	return r
 }
 

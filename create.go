@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/libjail/libjail/cgroups"
+	"github.com/libjail/libjail/seccomp"
 	"github.com/libjail/libjail/syncpipe"
 )
 
@@ -183,9 +184,12 @@ func (c *Container) startReaper(cmd *exec.Cmd) {
 // awaitReady reads the child's progress until it is ready at the start barrier.
 func (c *Container) awaitReady(ctx context.Context) (Step, error) {
 	for {
-		msg, _, err := c.conn.Recv(ctx)
+		msg, files, err := c.conn.Recv(ctx)
 		if err != nil {
 			return c.failedStep(), c.childGone(ctx, err)
+		}
+		if _, ok := msg.(*listenerMsg); !ok {
+			closeFiles(files)
 		}
 		switch m := msg.(type) {
 		case *progressMsg:
@@ -203,6 +207,10 @@ func (c *Container) awaitReady(ctx context.Context) (Step, error) {
 			}
 			if err := c.conn.Send(ctx, &resumeMsg{}); err != nil {
 				return StepRuntimeHooks, c.childGone(ctx, err)
+			}
+		case *listenerMsg:
+			if err := c.forwardListener(ctx, files); err != nil {
+				return StepSeccomp, err
 			}
 		case *readyMsg:
 			return StepReady, nil
@@ -296,7 +304,10 @@ func (c *Container) start(ctx context.Context) error {
 	c.mu.Unlock()
 	execing := false
 	for {
-		msg, _, err := conn.Recv(ctx)
+		msg, files, err := conn.Recv(ctx)
+		if _, ok := msg.(*listenerMsg); !ok {
+			closeFiles(files)
+		}
 		if errors.Is(err, syncpipe.ErrPeerClosed) && execing {
 			// The socket is O_CLOEXEC: end of stream after execMsg means execve succeeded.
 			c.mu.Lock()
@@ -313,6 +324,10 @@ func (c *Container) start(ctx context.Context) error {
 			c.mu.Lock()
 			c.lastStep = m.Step
 			c.mu.Unlock()
+		case *listenerMsg:
+			if err := c.forwardListener(ctx, files); err != nil {
+				return c.stepErr(StepSeccomp, err)
+			}
 		case *execMsg:
 			execing = true
 		case *syncpipe.StepError:
@@ -321,4 +336,25 @@ func (c *Container) start(ctx context.Context) error {
 			return c.stepErr(c.failedStep(), fmt.Errorf("%w: %s while starting", syncpipe.ErrUnexpected, msg.Kind()))
 		}
 	}
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// forwardListener hands the child's seccomp listener to the agent at the profile's listenerPath,
+// with the container's state, then lets the child go on.
+func (c *Container) forwardListener(ctx context.Context, files []*os.File) error {
+	defer closeFiles(files)
+	prog := c.child.Seccomp
+	if len(files) != 1 || prog == nil || !prog.Notify {
+		return fmt.Errorf("%w: seccomp listener without a notify profile", syncpipe.ErrUnexpected)
+	}
+	state := specs.ContainerProcessState{State: c.State()}
+	if err := seccomp.SendListenerContext(ctx, prog, files[0], state); err != nil {
+		return err
+	}
+	return c.conn.Send(ctx, &resumeMsg{})
 }

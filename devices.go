@@ -8,10 +8,12 @@ import (
 // (deny all, then the standard nodes), then the spec's rules. v1 rules are kernel state of the
 // cgroup and go with it; a v2 program is held by the container until destroy.
 func (c *Container) applyDeviceRules() error {
+	// A rule list means what it says from "deny all": the defaults first, then the spec's.
+	rules := append(devices.PodDefaultRules(), c.rules...)
 	if pod := c.opts.pod; pod != nil {
 		// Pod order: the pod's rules grow to include this container's, then the container's apply.
 		dir, _ := c.cg.DevicesDir()
-		dc, err := pod.devs.AddContainer(dir, c.rules)
+		dc, err := pod.devs.AddContainer(dir, rules)
 		if err != nil {
 			return err
 		}
@@ -20,7 +22,6 @@ func (c *Container) applyDeviceRules() error {
 		c.mu.Unlock()
 		return nil
 	}
-	rules := append(devices.PodDefaultRules(), c.rules...)
 	dir, v2 := c.cg.DevicesDir()
 	if !v2 {
 		return devices.ApplyV1(dir, rules)

@@ -188,12 +188,20 @@ func (ch *child) loadSeccomp(now bool) error {
 	if err != nil {
 		return err
 	}
-	if listener != nil {
-		// The listener is the parent's business (it forwards it to the seccomp agent).
-		defer listener.Close()
-		return fmt.Errorf("seccomp notify listener: %w", unix.ENOTSUP)
+	if listener == nil {
+		return nil
 	}
-	return nil
+	// The parent forwards the listener to the seccomp agent at listenerPath; wait until it has,
+	// so a trapped syscall always has someone to answer it.
+	defer listener.Close()
+	if err := ch.conn.Send(ch.ctx, &listenerMsg{}, listener); err != nil {
+		return err
+	}
+	_, files, err := syncpipe.Receive[*resumeMsg](ch.ctx, ch.conn)
+	for _, f := range files {
+		f.Close()
+	}
+	return err
 }
 
 // awaitRuntimeHooks stops before pivot_root while the parent runs prestart and createRuntime hooks.

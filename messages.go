@@ -16,12 +16,14 @@ import (
 //	child → parent  progressMsg   after each step (the parent names the last one if the child dies)
 //	child → parent  hooksMsg      (only with prestart/createRuntime hooks) mounts done, before pivot_root
 //	parent → child  resumeMsg     the parent ran those hooks
+//	child → parent  listenerMsg   (only with SCMP_ACT_NOTIFY) the seccomp listener fd, after loading
+//	parent → child  resumeMsg     the parent handed the listener to the seccomp agent
 //	child → parent  readyMsg      set up, held at the start barrier
 //	parent → child  startMsg      (Start)
 //	child → parent  execMsg       about to execve; the socket then closes on exec (O_CLOEXEC)
 //
 // Any failure in the child is a syncpipe.StepError instead of the next message.
-var protocol = syncpipe.NewProtocol(&childPlan{}, &progressMsg{}, &hooksMsg{}, &resumeMsg{},
+var protocol = syncpipe.NewProtocol(&childPlan{}, &progressMsg{}, &hooksMsg{}, &resumeMsg{}, &listenerMsg{},
 	&readyMsg{}, &startMsg{}, &execMsg{})
 
 // childPlan is all the child needs: plain data, planned by the parent.
@@ -56,6 +58,11 @@ func (*hooksMsg) Kind() string { return "hooks" }
 type resumeMsg struct{}
 
 func (*resumeMsg) Kind() string { return "resume" }
+
+// listenerMsg carries the seccomp notify listener fd (SCM_RIGHTS).
+type listenerMsg struct{}
+
+func (*listenerMsg) Kind() string { return "seccomp-listener" }
 
 type readyMsg struct{}
 

@@ -1,0 +1,100 @@
+package libjail
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/libjail/libjail/internal/fixtures"
+	"github.com/libjail/libjail/internal/probe"
+	"github.com/libjail/libjail/internal/testutil"
+	"github.com/libjail/libjail/namespaces"
+)
+
+// runInPod runs a probe container in the pod; created, if set, runs while it is held at the start
+// barrier.
+func runInPod(t *testing.T, pod *Pod, id string, spec *specs.Spec, created func()) probe.Report {
+	t.Helper()
+	var out, errb strings.Builder
+	c, err := pod.NewContainer(id, spec, Options{Stdout: &out, Stderr: &errb})
+	require.NoError(t, err)
+	require.NoError(t, c.Create(t.Context()))
+	if created != nil {
+		created()
+	}
+	require.NoError(t, c.Start(t.Context()))
+	st, err := c.Wait()
+	require.NoError(t, err)
+	require.True(t, st.Success(), "stderr: %s", errb.String())
+	require.NoError(t, c.Destroy(false))
+	return decodeReport(t, out.String())
+}
+
+func TestPodSharesNamespacesAndRestrictsDevices(t *testing.T) {
+	testutil.RequireRoot(t)
+	devCg := testutil.RequireCgroupV1(t, "devices")
+	pinDir := filepath.Join(t.TempDir(), "ns")
+	pod, err := NewPod(testutil.Name(t, "pod"), PodOptions{CgroupPath: "/" + testutil.Name(t, "pod"), PinDir: pinDir})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pod.Destroy() })
+
+	// The pod cgroup is restricted before any container exists in it.
+	list, err := os.ReadFile(filepath.Join(devCg, pod.CgroupPath(), "devices.list"))
+	require.NoError(t, err)
+	assert.NotContains(t, string(list), "a *:* rwm", "the pod cgroup is not allow-all")
+	assert.Contains(t, string(list), "c 1:3 rwm", "the pod allows /dev/null")
+
+	rootfs := fixtures.Rootfs(t)
+	spec := func() *specs.Spec {
+		s := fixtures.Spec(rootfs, fixtures.ProbePath, "-open", "/dev/null,/dev/loop0")
+		s.Hostname = "" // the uts namespace is the pod's
+		// loop0 exists in the container only through linux.devices; the rules decide if it opens.
+		s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/loop0", Type: "b", Major: 7, Minor: 0}}
+		return s
+	}
+	podList := func() string {
+		b, err := os.ReadFile(filepath.Join(devCg, pod.CgroupPath(), "devices.list"))
+		require.NoError(t, err)
+		return string(b)
+	}
+	a := runInPod(t, pod, "a", spec(), nil)
+	withLoop := spec()
+	withLoop.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+		{Allow: true, Type: "b", Major: ptr(int64(7)), Minor: ptr(int64(0)), Access: "r"},
+	}}
+	b := runInPod(t, pod, "b", withLoop, func() {
+		// While b exists the pod's set is the union: it includes b's rule.
+		assert.Contains(t, podList(), "b 7:0 r")
+	})
+
+	for _, ns := range []string{"net", "ipc", "uts"} {
+		assert.Equal(t, a.Namespaces[ns], b.Namespaces[ns], "both containers share the pod's %s namespace", ns)
+		assert.NotEqual(t, hostNS(t, ns), a.Namespaces[ns], "the pod's %s namespace is not the host's", ns)
+	}
+	assert.NotEqual(t, a.Namespaces["pid"], b.Namespaces["pid"], "each container has its own pid namespace")
+	assert.Equal(t, "ok", a.Opens["/dev/null"])
+	assert.Equal(t, "EPERM", a.Opens["/dev/loop0"], "a node without a rule is denied")
+	assert.Equal(t, "ok", b.Opens["/dev/loop0"], "the container's rule allows it")
+
+	assert.NotContains(t, podList(), "b 7:0", "b's rule left the pod with b")
+
+	netPath := pod.NamespacePath(namespaces.Network)
+	require.NotEmpty(t, netPath)
+	require.NoError(t, pod.Destroy())
+	assertNoCgroup(t, pod.CgroupPath())
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	assert.NotContains(t, string(mi), pinDir, "no pinned namespace stays mounted")
+	_, err = os.Stat(netPath)
+	assert.True(t, os.IsNotExist(err) || err == nil)
+	var st unix.Statfs_t
+	if unix.Statfs(netPath, &st) == nil {
+		assert.NotEqual(t, int64(unix.NSFS_MAGIC), st.Type, "the net namespace is no longer pinned")
+	}
+}
