@@ -36,9 +36,10 @@
 // [Program.Load] is one seccomp(SECCOMP_SET_MODE_FILTER) call with the compiled bytes; it does not
 // call into libseccomp. It needs no_new_privs, or CAP_SYS_ADMIN in the caller's user namespace:
 // with process.noNewPrivileges the root package loads after dropping capabilities, otherwise
-// before, while it still holds CAP_SYS_ADMIN. SECCOMP_FILTER_FLAG_TSYNC is always set, so every
-// thread of the Go child is filtered whichever one later runs execve, and threads the runtime makes
-// afterwards inherit the filter. TSYNC with a listener needs TSYNC_ESRCH (Linux 5.7); LOG needs
+// before, while it still holds CAP_SYS_ADMIN. Both are per-thread properties, so the root package
+// locks the OS thread from prctl/capset through Load and execve. SECCOMP_FILTER_FLAG_TSYNC is
+// always set, so every thread of the Go child is filtered whichever one later runs execve, and
+// threads the runtime makes afterwards inherit the filter. TSYNC with a listener needs TSYNC_ESRCH (Linux 5.7); LOG needs
 // 4.14, SPEC_ALLOW 4.17, NOTIFY 5.0, WAIT_KILLABLE_RECV 5.19. Between Load and execve the child
 // runs under the container's profile: keep that stretch short and limited to [NotifyForbidden].
 //
