@@ -506,3 +506,22 @@ func TestProgramJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestCompileConcurrent(t *testing.T) {
+	programs.reset()
+	done := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		go func() {
+			p, err := Compile(Default(), Options{})
+			if err == nil && p.StubLen == 0 {
+				err = errors.New("no stub")
+			}
+			done <- err
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
