@@ -26,7 +26,8 @@
 // The compiled program starts with a short stub this package generates: for each architecture,
 // syscall numbers above the highest one the profile names return ENOSYS, so C libraries fall back
 // from syscalls newer than the profile (clone3, openat2, …) instead of failing with the default
-// errno. The stub is left out when the default action is ALLOW, LOG or ERRNO(ENOSYS).
+// errno. The stub is left out when the default action is ALLOW, LOG or ERRNO(ENOSYS); under a KILL
+// or TRAP default a newer syscall also gets ENOSYS (it is refused either way, and not executed).
 //
 // Programs are cached per process by the profile's content: identical profiles are compiled once,
 // and later calls cost a hash of the profile and a copy.
