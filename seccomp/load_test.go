@@ -173,6 +173,25 @@ func TestLoadPrivileges(t *testing.T) {
 	}
 }
 
+// TestLoadFlags checks that the kernel takes every flag the spec allows.
+func TestLoadFlags(t *testing.T) {
+	testutil.RequireRoot(t)
+	p, err := Compile(&specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Flags:         []specs.LinuxSeccompFlag{"SECCOMP_FILTER_FLAG_TSYNC", specs.LinuxSeccompFlagLog, specs.LinuxSeccompFlagSpecAllow},
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdirat", "mkdir"}, Action: specs.ActErrno, ErrnoRet: uptr(uint(unix.EXDEV))}},
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := "mkdir=" + filepath.Join(t.TempDir(), "d")
+	cmd, out, errb := child(t, p, []string{op}, nil)
+	res := childOK(t, cmd, out, errb)
+	if res.LoadErrno != 0 || res.Seccomp != "2" || unix.Errno(res.Errnos[op]) != unix.EXDEV {
+		t.Errorf("flags %s: %+v", FlagString(p.Flags), res)
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	// Load refuses malformed programs before calling seccomp(2), so this needs no child.
 	for _, p := range []*Program{
