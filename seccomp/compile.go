@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -60,7 +61,12 @@ type compiler struct {
 }
 
 func (c *compiler) warn(msg string, args ...any) {
-	c.prog.Warnings = append(c.prog.Warnings, fmt.Sprint(append([]any{msg + ": "}, args...)...))
+	var b strings.Builder
+	b.WriteString(msg)
+	for i := 0; i+1 < len(args); i += 2 {
+		fmt.Fprintf(&b, " %v=%v", args[i], args[i+1])
+	}
+	c.prog.Warnings = append(c.prog.Warnings, b.String())
 	if c.log != nil {
 		c.log.Warn("seccomp: "+msg, args...)
 	}

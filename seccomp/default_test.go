@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -60,7 +61,8 @@ func TestDefault(t *testing.T) {
 	if p.StubLen == 0 {
 		t.Error("no ENOSYS stub")
 	}
-	t.Log(p)
+	msg, _ := json.Marshal(p)
+	t.Logf("%v; %d bytes as JSON", p, len(msg))
 }
 
 func TestDefaultIsFresh(t *testing.T) {

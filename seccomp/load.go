@@ -17,6 +17,10 @@ import (
 // loads after dropping capabilities (the smallest attack surface for the setup), and without it
 // before, while CAP_SYS_ADMIN is still held.
 //
+// no_new_privs and capabilities are per thread in Linux, and Go moves goroutines between threads:
+// the root package must lock the OS thread (runtime.LockOSThread) from setting no_new_privs or
+// dropping capabilities through Load. TSYNC then copies no_new_privs to every other thread.
+//
 // TSYNC is always among the flags: every thread of the process gets the filter, so it does not
 // matter which thread the Go scheduler runs Load or the later execve on, and threads the runtime
 // creates afterwards inherit it. All threads must be free of other filters (true in a fresh

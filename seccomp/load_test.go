@@ -23,7 +23,7 @@ import (
 )
 
 // child runs the test binary as a child that loads p and performs ops. extra becomes fd 3.
-func child(t *testing.T, p *Program, ops []string, extra *os.File) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+func child(t *testing.T, p *Program, ops []string, extra *os.File, env ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	in, err := json.Marshal(p)
 	if err != nil {
@@ -32,7 +32,7 @@ func child(t *testing.T, p *Program, ops []string, extra *os.File) (*exec.Cmd, *
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, os.Args[0])
-	cmd.Env = append(os.Environ(), childEnv+"=1", childOpsEnv+"="+strings.Join(ops, " "))
+	cmd.Env = append(append(os.Environ(), childEnv+"=1", childOpsEnv+"="+strings.Join(ops, " ")), env...)
 	cmd.Stdin = bytes.NewReader(in)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -138,6 +138,57 @@ func TestLoadKill(t *testing.T) {
 	ws := ee.Sys().(syscall.WaitStatus)
 	if !ws.Signaled() || ws.Signal() != unix.SIGSYS {
 		t.Fatalf("child ended with %v, want killed by SIGSYS; stderr %q", ws, errb)
+	}
+}
+
+// TestLoadPrivileges checks what Load needs: no_new_privs or CAP_SYS_ADMIN, else EACCES.
+func TestLoadPrivileges(t *testing.T) {
+	testutil.RequireRoot(t)
+	p, err := Compile(&specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdirat", "mkdir"}, Action: specs.ActErrno, ErrnoRet: uptr(uint(unix.EXDEV))}},
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		priv      string
+		loadErrno unix.Errno
+	}{
+		{"nnp", 0},
+		{"admin", 0},
+		{"none", unix.EACCES},
+	} {
+		t.Run(tc.priv, func(t *testing.T) {
+			op := "mkdir=" + filepath.Join(t.TempDir(), "d")
+			cmd, out, errb := child(t, p, []string{op}, nil, childPrivEnv+"="+tc.priv)
+			res := childOK(t, cmd, out, errb)
+			if got := unix.Errno(res.LoadErrno); got != tc.loadErrno {
+				t.Fatalf("Load: errno %v, want %v", got, tc.loadErrno)
+			}
+			if tc.loadErrno == 0 && unix.Errno(res.Errnos[op]) != unix.EXDEV {
+				t.Errorf("mkdir: %v, want EXDEV", unix.Errno(res.Errnos[op]))
+			}
+		})
+	}
+}
+
+// TestLoadFlags checks that the kernel takes every flag the spec allows.
+func TestLoadFlags(t *testing.T) {
+	testutil.RequireRoot(t)
+	p, err := Compile(&specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Flags:         []specs.LinuxSeccompFlag{"SECCOMP_FILTER_FLAG_TSYNC", specs.LinuxSeccompFlagLog, specs.LinuxSeccompFlagSpecAllow},
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdirat", "mkdir"}, Action: specs.ActErrno, ErrnoRet: uptr(uint(unix.EXDEV))}},
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := "mkdir=" + filepath.Join(t.TempDir(), "d")
+	cmd, out, errb := child(t, p, []string{op}, nil)
+	res := childOK(t, cmd, out, errb)
+	if res.LoadErrno != 0 || res.Seccomp != "2" || unix.Errno(res.Errnos[op]) != unix.EXDEV {
+		t.Errorf("flags %s: %+v", FlagString(p.Flags), res)
 	}
 }
 

@@ -21,6 +21,9 @@ import (
 const (
 	childEnv    = "LIBJAIL_SECCOMP_TEST_CHILD"
 	childOpsEnv = "LIBJAIL_SECCOMP_TEST_OPS"
+	// childPrivEnv chooses what lets the child load: "nnp" (default) sets no_new_privs, "admin"
+	// keeps CAP_SYS_ADMIN only, "none" drops every capability without no_new_privs.
+	childPrivEnv = "LIBJAIL_SECCOMP_TEST_PRIV"
 )
 
 func TestMain(m *testing.M) {
@@ -66,6 +69,7 @@ type childResult struct {
 	Threads      int            `json:"threads"`      // threads checked
 	Errnos       map[string]int `json:"errnos"`       // op → errno (0: success)
 	ListenerSent bool           `json:"listenerSent"` // notify: listener fd passed on fd 3
+	LoadErrno    int            `json:"loadErrno"`    // errno of a failed Load
 }
 
 func childMain() int {
@@ -87,14 +91,32 @@ func childMain() int {
 			otherDone <- struct{}{}
 		}
 	}()
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fail("no_new_privs: %v", err)
-	}
-	listener, err := p.Load()
-	if err != nil {
-		return fail("load: %v", err)
+	// Capabilities are per thread: drop them and load on the same one.
+	runtime.LockOSThread()
+	switch os.Getenv(childPrivEnv) {
+	case "", "nnp":
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fail("no_new_privs: %v", err)
+		}
+	case "admin":
+	case "none":
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			return fail("capset: %v", err)
+		}
 	}
 	res := childResult{Errnos: map[string]int{}}
+	listener, err := p.Load()
+	if err != nil {
+		var errno unix.Errno
+		if !errors.As(err, &errno) {
+			return fail("load: %v", err)
+		}
+		res.LoadErrno = int(errno)
+		_ = json.NewEncoder(os.Stdout).Encode(res)
+		return 0
+	}
 	if listener != nil {
 		sock := os.NewFile(3, "to-parent")
 		if err := unix.Sendmsg(int(sock.Fd()), []byte("L"), unix.UnixRights(int(listener.Fd())), nil, 0); err != nil {

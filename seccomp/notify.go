@@ -20,13 +20,14 @@ import (
 // sends the fd. The list covers passing the fd and the start barrier (read/write/sendmsg/recvmsg,
 // polling), the Go runtime (futexes, memory, signals, threads, timers), the steps that may follow
 // the filter when no_new_privs is off and the filter goes in before the capability and user switch
-// (capset, prctl, set*id, setgroups), closing fds (close_range, or /proc/self/fd with openat and
-// getdents64) and execve itself. The root package must make no other syscall after Load.
+// (capset, prctl, set*id, setgroups), closing fds (close_range) and execve itself. The root package
+// must make no other syscall after Load: in particular it closes stray fds with close_range, not by
+// listing /proc/self/fd (openat and getdents64 stay available to agents).
 var notifySetup = []string{
 	// talking to the parent
 	"read", "readv", "pread64", "write", "writev", "pwrite64", "sendmsg", "sendto", "recvmsg", "recvfrom",
 	"poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl",
-	"fcntl", "close", "close_range", "openat", "getdents64", "fstat", "newfstatat", "statx",
+	"fcntl", "close", "close_range",
 	// the Go runtime
 	"futex", "futex_waitv", "futex_wait", "futex_wake", "futex_requeue", "mmap", "munmap", "mprotect",
 	"madvise", "brk", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "sched_yield",
@@ -114,7 +115,19 @@ func SendListenerContext(ctx context.Context, p *Program, listener *os.File, sta
 	if dl, ok := ctx.Deadline(); ok {
 		_ = uc.SetWriteDeadline(dl)
 	}
-	n, oobn, err := uc.WriteMsgUnix(msg, unix.UnixRights(int(listener.Fd())), nil)
+	// SyscallConn rather than Fd: Fd would switch the file description, which the agent shares,
+	// to blocking mode as a side effect.
+	rc, err := listener.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("seccomp: send listener: %w", err)
+	}
+	var n, oobn int
+	cerr := rc.Control(func(fd uintptr) {
+		n, oobn, err = uc.WriteMsgUnix(msg, unix.UnixRights(int(fd)), nil)
+	})
+	if cerr != nil {
+		return fmt.Errorf("seccomp: send listener: %w", cerr)
+	}
 	if err != nil {
 		return fmt.Errorf("seccomp: send listener to %q: %w", p.ListenerPath, err)
 	}
