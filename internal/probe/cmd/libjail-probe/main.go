@@ -22,6 +22,8 @@ func main() {
 	opens := flag.String("open", "", "comma-separated paths to try to open read-only")
 	writes := flag.String("write", "", "comma-separated path=data pairs to try to write")
 	reads := flag.String("read", "", "comma-separated paths to read: reports the byte count or the error")
+	mkdirs := flag.String("mkdir", "", "comma-separated directories to create")
+	syscalls := flag.String("syscall", "", "comma-separated raw syscall numbers to call with zero arguments")
 	flag.Parse()
 
 	r := probe.Report{
@@ -95,6 +97,22 @@ func main() {
 			r.Opens["read:"+p] = errText(err)
 		} else {
 			r.Opens["read:"+p] = fmt.Sprintf("%d bytes", len(b))
+		}
+	}
+	for _, p := range split(*mkdirs) {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			r.Opens["mkdir:"+p] = errText(err)
+		} else {
+			r.Opens["mkdir:"+p] = "ok"
+		}
+	}
+	for _, n := range split(*syscalls) {
+		var nr uintptr
+		fmt.Sscan(n, &nr)
+		if _, _, e := unix.Syscall(nr, 0, 0, 0); e != 0 {
+			r.Opens["syscall:"+n] = unix.ErrnoName(e)
+		} else {
+			r.Opens["syscall:"+n] = "ok"
 		}
 	}
 	for _, pw := range split(*writes) {
