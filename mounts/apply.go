@@ -93,6 +93,9 @@ func (p *RootfsPlan) mount(r *resolver, m Mount) error {
 	fail := func(op string, err error) error {
 		return &Error{Field: m.Field, Path: m.Destination, Op: op, Err: err}
 	}
+	if m.Type == "cgroup" && !m.literal {
+		return p.mountCgroup(r, m)
+	}
 	tree, dir, err := p.source(m)
 	if err != nil {
 		return fail("source", err)

@@ -282,6 +282,12 @@ func swapper(path, target string, swaps *atomic.Int64, stop <-chan struct{}, don
 // runChild applies plan in a child in new mount and pid namespaces and returns its report.
 func runChild(t *testing.T, plan *RootfsPlan, pr probe) report {
 	t.Helper()
+	return runChildFlags(t, plan, pr, 0)
+}
+
+// runChildFlags is runChild with more namespaces (CLONE_NEW*) for the child.
+func runChildFlags(t *testing.T, plan *RootfsPlan, pr probe, cloneflags uintptr) report {
+	t.Helper()
 	pj, err := json.Marshal(plan)
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +298,7 @@ func runChild(t *testing.T, plan *RootfsPlan, pr probe) report {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envChild+"=1", envPlan+"="+string(pj), envProbe+"="+string(prj))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | cloneflags, Pdeathsig: syscall.SIGKILL}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -54,6 +54,8 @@ type Mount struct {
 	Data        []Param  `json:"data,omitempty"`      // filesystem parameters for fsconfig
 	Propagation []uint64 `json:"propagation,omitempty"`
 	IDMap       *IDMap   `json:"idmap,omitempty"`
+
+	literal bool // a "cgroup" mount built by mountCgroup: a real cgroup v1 filesystem
 }
 
 // SetLogger sets where warnings go (nil: nowhere); a RootfsPlan decoded from JSON has none.
@@ -236,6 +238,9 @@ func (p *RootfsPlan) planMount(field string, sm specs.Mount, bundle string) (Mou
 			// A new filesystem has no submounts yet: the recursive form is the plain one.
 			m.Attr = Attr{Set: m.Attr.Set&^m.RecAttr.Clr | m.RecAttr.Set, Clr: m.Attr.Clr&^m.RecAttr.Set | m.RecAttr.Clr}
 			m.RecAttr = Attr{}
+		}
+		if sm.Type == "cgroup" && (len(o.data) > 0 || len(o.sb) > 1 || len(o.sb) == 1 && o.sb[0] != "ro" && o.sb[0] != "rw") {
+			return fail(fmt.Errorf("%w: filesystem options on a cgroup mount (the view is built from the container's own cgroups)", ErrUnsupported))
 		}
 		m.Type = sm.Type
 		m.SBFlags = o.sb

@@ -48,15 +48,22 @@ func (p *RootfsPlan) EnterRoot() error {
 }
 
 // pivotRoot uses the pivot_root(".", ".") form: the old root ends up stacked on the new one, is made
-// rslave so its unmount cannot propagate anywhere, and is detached.
+// rslave so its unmount cannot propagate anywhere, and is detached. The old root is named by an fd
+// taken before the pivot: a path (".") would name the new root, and make the container's own
+// mounts slaves too, losing the propagation the spec asked for.
 func pivotRoot(root int) error {
+	old, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open old root: %w", err)
+	}
+	defer unix.Close(old)
 	if err := unix.Fchdir(root); err != nil {
 		return fmt.Errorf("fchdir to root: %w", err)
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
 		return fmt.Errorf("pivot_root: %w", err)
 	}
-	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+	if err := unix.MountSetattr(old, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Propagation: unix.MS_SLAVE}); err != nil {
 		return fmt.Errorf("make old root rslave: %w", err)
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
