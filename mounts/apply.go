@@ -214,7 +214,12 @@ func fsError(fs int, what string, err error) error {
 		if rerr != nil || n <= 0 {
 			break
 		}
-		msgs = append(msgs, strings.TrimSpace(string(buf[:n])))
+		// Lines are "e msg", "w msg" or "i msg": error, warning, info.
+		msg := string(buf[:n])
+		if len(msg) > 2 && msg[1] == ' ' {
+			msg = msg[2:]
+		}
+		msgs = append(msgs, strings.TrimSpace(msg))
 	}
 	if len(msgs) > 0 {
 		return fmt.Errorf("fsconfig %s (%s): %w", what, strings.Join(msgs, "; "), err)

@@ -319,9 +319,11 @@ func hostMounts(t *testing.T, under ...string) []mountLine {
 		t.Fatal(err)
 	}
 	var out []mountLine
+	ours := fmt.Sprintf("-%d-", os.Getpid()) // names from testutil.Name in this process
 	for _, m := range all {
 		for _, u := range under {
-			if m.Mountpoint == u || strings.HasPrefix(m.Mountpoint, u+"/") || strings.Contains(m.Mountpoint, testutil.Prefix) {
+			if m.Mountpoint == u || strings.HasPrefix(m.Mountpoint, u+"/") ||
+				(strings.Contains(m.Mountpoint, testutil.Prefix) && strings.Contains(m.Mountpoint, ours)) {
 				out = append(out, m)
 				break
 			}
