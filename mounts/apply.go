@@ -11,7 +11,8 @@ import (
 
 // applyState is what the child keeps between the apply steps.
 type applyState struct {
-	r *resolver
+	r        *resolver
+	idmapped map[string]int // mount field → detached idmapped mount from the parent
 }
 
 // PrepareRoot sets the propagation of the child's mount namespace (linux.rootfsPropagation, rslave
@@ -96,26 +97,26 @@ func (p *RootfsPlan) mount(r *resolver, m Mount) error {
 	if m.Type == "cgroup" && !m.literal {
 		return p.mountCgroup(r, m)
 	}
-	tree, dir, err := p.source(m)
-	if err != nil {
-		return fail("source", err)
-	}
-	defer unix.Close(tree)
-	if !m.RecAttr.Empty() {
-		if err := setattr(tree, true, m.RecAttr); err != nil {
-			return fail("mount_setattr (recursive)", err)
+	var tree int
+	var dir bool
+	var err error
+	if m.IDMap != nil {
+		// Made by the parent (OpenIDMapped), attributes included.
+		tree, dir, err = p.idmapped(m)
+		if err != nil {
+			return fail("idmap", err)
 		}
-	}
-	if !m.Attr.Empty() {
-		if err := setattr(tree, false, m.Attr); err != nil {
+	} else {
+		tree, dir, err = p.source(m)
+		if err != nil {
+			return fail("source", err)
+		}
+		if err := applyAttrs(tree, m); err != nil {
+			unix.Close(tree)
 			return fail("mount_setattr", err)
 		}
 	}
-	if m.IDMap != nil {
-		if err := idmap(tree, m.IDMap); err != nil {
-			return fail("idmap", err)
-		}
-	}
+	defer unix.Close(tree)
 	target, err := r.target(m.Destination, dir)
 	if err != nil {
 		return fail("mount point", err)
@@ -131,6 +132,20 @@ func (p *RootfsPlan) mount(r *resolver, m Mount) error {
 		if err := unix.MountSetattr(tree, "", uint(unix.AT_EMPTY_PATH|recursive(f&unix.MS_REC != 0)),
 			&unix.MountAttr{Propagation: f &^ unix.MS_REC}); err != nil {
 			return fail("propagation", err)
+		}
+	}
+	return nil
+}
+
+func applyAttrs(tree int, m Mount) error {
+	if !m.RecAttr.Empty() {
+		if err := setattr(tree, true, m.RecAttr); err != nil {
+			return fmt.Errorf("recursive: %w", err)
+		}
+	}
+	if !m.Attr.Empty() {
+		if err := setattr(tree, false, m.Attr); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -258,7 +273,3 @@ func (r *resolver) checkProc(target int, m Mount) error {
 	return fmt.Errorf("%w: mount point %s is on a procfs and not on the allow-list (%s)", ErrUnsafe, at, allowedList())
 }
 
-// idmap is filled in by idmap.go.
-var idmap = func(tree int, m *IDMap) error {
-	return fmt.Errorf("%w: idmapped mounts", ErrUnsupported)
-}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -26,11 +27,18 @@ const (
 	envChild = "LIBJAIL_MOUNTS_TEST_CHILD"
 	envPlan  = "LIBJAIL_MOUNTS_TEST_PLAN"
 	envProbe = "LIBJAIL_MOUNTS_TEST_PROBE"
+	envHold  = "LIBJAIL_MOUNTS_TEST_HOLD"
+	envFiles = "LIBJAIL_MOUNTS_TEST_FILES" // how many idmapped mounts arrive as fds 3...
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envChild) != "" {
 		os.Exit(childMain())
+	}
+	if os.Getenv(envHold) != "" {
+		// Keep a namespace alive until the parent closes our stdin.
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
 	}
 	// Start the runtime's netpoller (epoll + eventfd) now: os/exec would open it mid-run, and
 	// CheckFDLeaks then takes its own /proc/self/fd handle, at a new number, for a leak.
@@ -62,6 +70,8 @@ type statResult struct {
 	Err  string `json:"err,omitempty"`
 	Mode uint32 `json:"mode"`
 	Rdev uint64 `json:"rdev"`
+	UID  uint32 `json:"uid"`
+	GID  uint32 `json:"gid"`
 }
 
 func (s statResult) isChr(major, minor uint32) bool {
@@ -156,6 +166,19 @@ func childRun() (rep report) {
 		rep.Step, rep.Err = step, err.Error()
 		return rep
 	}
+	if n, _ := strconv.Atoi(os.Getenv(envFiles)); n > 0 {
+		var files []*os.File
+		for i := range n {
+			files = append(files, os.NewFile(uintptr(3+i), "idmapped"))
+		}
+		err := plan.UseIDMapped(files)
+		for _, f := range files {
+			f.Close()
+		}
+		if err != nil {
+			return fail("UseIDMapped", err)
+		}
+	}
 	if err := plan.PrepareRoot(); err != nil {
 		return fail("PrepareRoot", err)
 	}
@@ -205,7 +228,7 @@ func childRun() (rep report) {
 		if err := unix.Lstat(p, &st); err != nil {
 			rep.Stat[p] = statResult{Err: err.Error()}
 		} else {
-			rep.Stat[p] = statResult{Mode: st.Mode, Rdev: st.Rdev}
+			rep.Stat[p] = statResult{Mode: st.Mode, Rdev: st.Rdev, UID: st.Uid, GID: st.Gid}
 		}
 	}
 	rep.Read = map[string]string{}
@@ -288,6 +311,12 @@ func runChild(t *testing.T, plan *RootfsPlan, pr probe) report {
 // runChildFlags is runChild with more namespaces (CLONE_NEW*) for the child.
 func runChildFlags(t *testing.T, plan *RootfsPlan, pr probe, cloneflags uintptr) report {
 	t.Helper()
+	return runChildFiles(t, plan, pr, cloneflags, nil)
+}
+
+// runChildFiles is runChildFlags passing idmapped mounts made by OpenIDMapped.
+func runChildFiles(t *testing.T, plan *RootfsPlan, pr probe, cloneflags uintptr, files []*os.File) report {
+	t.Helper()
 	pj, err := json.Marshal(plan)
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +326,8 @@ func runChildFlags(t *testing.T, plan *RootfsPlan, pr probe, cloneflags uintptr)
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"=1", envPlan+"="+string(pj), envProbe+"="+string(prj))
+	cmd.Env = append(os.Environ(), envChild+"=1", envPlan+"="+string(pj), envProbe+"="+string(prj), envFiles+"="+strconv.Itoa(len(files)))
+	cmd.ExtraFiles = files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | cloneflags, Pdeathsig: syscall.SIGKILL}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -368,4 +398,37 @@ func mustPlan(t *testing.T, spec *specs.Spec, opts Options) *RootfsPlan {
 
 func isErr(s string, errno unix.Errno) bool {
 	return strings.HasPrefix(s, "error: ") && strings.HasSuffix(s, errno.Error())
+}
+
+// userns starts a process in a new user namespace with the given mappings and returns an fd of that
+// namespace; the process ends with the test.
+func userns(t *testing.T, uids, gids []specs.LinuxIDMapping) *os.File {
+	t.Helper()
+	conv := func(in []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+		var out []syscall.SysProcIDMap
+		for _, m := range in {
+			out = append(out, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		return out
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envHold+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER, UidMappings: conv(uids), GidMappings: conv(gids), Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	// The maps are written before the child execs; the ns file is ready once Start returns.
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
