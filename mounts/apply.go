@@ -272,4 +272,3 @@ func (r *resolver) checkProc(target int, m Mount) error {
 	}
 	return fmt.Errorf("%w: mount point %s is on a procfs and not on the allow-list (%s)", ErrUnsafe, at, allowedList())
 }
-
