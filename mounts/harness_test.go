@@ -201,13 +201,21 @@ func childRun() (rep report) {
 		return fail("mountinfo", err)
 	}
 	if plan.PrivateDev() {
-		// What the devices package does for the root package: a few default nodes.
+		// What the devices package does for the root package: a few default nodes, bound from
+		// the host's inside a user namespace (where mknod is not allowed).
 		for _, n := range []struct {
 			name         string
 			major, minor uint32
 		}{{"null", 1, 3}, {"zero", 1, 5}} {
 			p := filepath.Join(plan.Rootfs(), "dev", n.name)
-			if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
+			if plan.UserNamespace {
+				if err := os.WriteFile(p, nil, 0o666); err != nil {
+					return fail("node", err)
+				}
+				if err := unix.Mount("/dev/"+n.name, p, "", unix.MS_BIND, ""); err != nil {
+					return fail("node", err)
+				}
+			} else if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
 				return fail("mknod", err)
 			}
 		}
@@ -317,6 +325,13 @@ func runChildFlags(t *testing.T, plan *RootfsPlan, pr probe, cloneflags uintptr)
 // runChildFiles is runChildFlags passing idmapped mounts made by OpenIDMapped.
 func runChildFiles(t *testing.T, plan *RootfsPlan, pr probe, cloneflags uintptr, files []*os.File) report {
 	t.Helper()
+	return runChildAttr(t, plan, pr, &syscall.SysProcAttr{Cloneflags: cloneflags}, files, os.Args[0])
+}
+
+// runChildAttr runs exe (this test binary or a copy) as the child with attr (its Cloneflags get
+// CLONE_NEWNS|CLONE_NEWPID added).
+func runChildAttr(t *testing.T, plan *RootfsPlan, pr probe, attr *syscall.SysProcAttr, files []*os.File, exe string) report {
+	t.Helper()
 	pj, err := json.Marshal(plan)
 	if err != nil {
 		t.Fatal(err)
@@ -325,10 +340,12 @@ func runChildFiles(t *testing.T, plan *RootfsPlan, pr probe, cloneflags uintptr,
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), envChild+"=1", envPlan+"="+string(pj), envProbe+"="+string(prj), envFiles+"="+strconv.Itoa(len(files)))
 	cmd.ExtraFiles = files
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | cloneflags, Pdeathsig: syscall.SIGKILL}
+	attr.Cloneflags |= unix.CLONE_NEWNS | unix.CLONE_NEWPID
+	attr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr = attr
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -337,6 +354,9 @@ func runChildFiles(t *testing.T, plan *RootfsPlan, pr probe, cloneflags uintptr,
 	var rep report
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("child output: %v\n%s\nstderr: %s", err, stdout.String(), stderr.String())
+	}
+	if rep.Err != "" && stderr.Len() > 0 {
+		t.Logf("child stderr: %s", stderr.String())
 	}
 	return rep
 }
