@@ -15,17 +15,26 @@ type applyState struct {
 	idmapped map[string]int // mount field → detached idmapped mount from the parent
 }
 
-// PrepareRoot sets the propagation of the child's mount namespace (linux.rootfsPropagation, rslave
-// by default, so nothing mounted for the container reaches the host), makes the mount holding the
-// root private (pivot_root refuses a shared parent) and binds the root onto itself, so it is a mount
-// of its own. It must run in the container's new mount namespace.
+// PrepareRoot sets the propagation of the child's mount namespace, makes the mount holding the root
+// private (pivot_root refuses a shared parent) and binds the root onto itself, so it is a mount of
+// its own. It must run in the container's new mount namespace.
+//
+// Unless linux.rootfsPropagation asks for sharing (shared, rshared), every mount is first made
+// rslave, so nothing mounted for the container can reach the host, and the spec's mode (private,
+// slave, or their r-forms; unbindable only after the switch) is applied on top. A non-recursive mode thus changes "/" only
+// and leaves the rest rslave. shared/rshared are applied as asked: mounts inside a shared volume
+// then reach the host by design ([RootfsPlan.HostLeaks], [RootfsPlan.Cleanup]).
 func (p *RootfsPlan) PrepareRoot() error {
-	flags := uintptr(unix.MS_SLAVE | unix.MS_REC)
-	if p.RootPropagation != 0 {
-		flags = uintptr(p.RootPropagation)
+	if p.RootPropagation&unix.MS_SHARED == 0 {
+		if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			return &Error{Field: "linux.rootfsPropagation", Path: "/", Op: "mount propagation", Err: err}
+		}
 	}
-	if err := unix.Mount("", "/", "", flags, ""); err != nil {
-		return &Error{Field: "linux.rootfsPropagation", Path: "/", Op: "mount propagation", Err: err}
+	// Unbindable mounts could not be bound (the root, the volumes): that mode waits for EnterRoot.
+	if p.RootPropagation != 0 && p.RootPropagation&unix.MS_UNBINDABLE == 0 {
+		if err := unix.Mount("", "/", "", uintptr(p.RootPropagation), ""); err != nil {
+			return &Error{Field: "linux.rootfsPropagation", Path: "/", Op: "mount propagation", Err: err}
+		}
 	}
 	if err := makeParentPrivate(p.Root); err != nil {
 		return &Error{Field: "root.path", Path: p.Root, Op: "make parent mount private", Err: err}
