@@ -31,9 +31,10 @@ func (p *RootfsPlan) EnterRoot() error {
 	if err != nil {
 		return &Error{Field: "root.path", Path: p.Root, Op: "enter root", Err: err}
 	}
-	if p.RootPropagation != 0 {
+	if p.RootPropagation != 0 && p.RootPropagation&unix.MS_UNBINDABLE == 0 {
 		// Applied to the new "/" now, not to its source before the switch, where it could
-		// join a peer group with the host.
+		// join a peer group with the host. Unbindable waits for the end of FinishRoot: masks
+		// and read-only paths are binds.
 		if err := unix.Mount("", "/", "", uintptr(p.RootPropagation), ""); err != nil {
 			return &Error{Field: "linux.rootfsPropagation", Path: "/", Op: "mount propagation", Err: err}
 		}
@@ -131,6 +132,11 @@ func (p *RootfsPlan) FinishRoot() error {
 	for i, path := range p.ReadonlyPaths {
 		if err := r.readonly(path); err != nil {
 			return &Error{Field: fmt.Sprintf("linux.readonlyPaths[%d]", i), Path: path, Op: "make read-only", Err: err}
+		}
+	}
+	if p.RootPropagation&unix.MS_UNBINDABLE != 0 {
+		if err := unix.Mount("", "/", "", uintptr(p.RootPropagation), ""); err != nil {
+			return &Error{Field: "linux.rootfsPropagation", Path: "/", Op: "mount propagation", Err: err}
 		}
 	}
 	if p.Readonly {
