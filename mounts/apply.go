@@ -126,6 +126,15 @@ func (p *RootfsPlan) mount(r *resolver, m Mount) error {
 		}
 	}
 	defer unix.Close(tree)
+	if m.Destination == "/proc" && m.Bind {
+		var st unix.Statfs_t
+		if err := unix.Fstatfs(tree, &st); err != nil {
+			return fail("source", err)
+		}
+		if st.Type != unix.PROC_SUPER_MAGIC {
+			return fail("source", fmt.Errorf("%w: only a procfs may be bound onto /proc", ErrUnsafe))
+		}
+	}
 	target, err := r.target(m.Destination, dir)
 	if err != nil {
 		return fail("mount point", err)
@@ -133,6 +142,13 @@ func (p *RootfsPlan) mount(r *resolver, m Mount) error {
 	defer unix.Close(target)
 	if err := r.checkProc(target, m); err != nil {
 		return fail("mount point", err)
+	}
+	if m.Type == "proc" || m.Type == "sysfs" {
+		// The kernel's view must be where the container looks for it: a symlinked /proc could
+		// be covered by a later mount and leave a fake one in its place.
+		if at, ok := r.fdPath(target); !ok || at != m.Destination {
+			return fail("mount point", fmt.Errorf("%w: %s resolves to %s through a symlink", ErrUnsafe, m.Destination, at))
+		}
 	}
 	if err := unix.MoveMount(tree, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return fail("move_mount", err)
@@ -276,7 +292,10 @@ func (r *resolver) checkProc(target int, m Mount) error {
 	if !ok {
 		return fmt.Errorf("%w: mount point on a procfs outside the root", ErrUnsafe)
 	}
-	if at == "/proc" || (m.Bind && procAllowed[at]) {
+	if at == "/proc" && (m.Type == "proc" || m.Bind && m.Destination == "/proc") {
+		return nil // a procfs over a procfs (the bind's source was checked to be one)
+	}
+	if m.Bind && procAllowed[at] {
 		return nil
 	}
 	return fmt.Errorf("%w: mount point %s is on a procfs and not on the allow-list (%s)", ErrUnsafe, at, allowedList())

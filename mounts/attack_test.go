@@ -103,6 +103,27 @@ func TestSymlinkAttack(t *testing.T) {
 	if rep.Step != "MountAll" || !strings.Contains(rep.Err, "mounts[1]") || !strings.Contains(rep.Err, ErrUnsafe.Error()) {
 		t.Errorf("mount through a link into /proc: step %q err %q, want MountAll refused for safety", rep.Step, rep.Err)
 	}
+	// And through a link to /proc itself: a tmpfs would hide the real procfs behind a fake one.
+	if err := os.Symlink("/proc", filepath.Join(root, "mnt", "procdir")); err != nil {
+		t.Fatal(err)
+	}
+	spec.Mounts[1] = specs.Mount{Destination: "/mnt/procdir", Type: "tmpfs"}
+	rep = runChild(t, mustPlan(t, spec, Options{}), probe{})
+	if rep.Step != "MountAll" || !strings.Contains(rep.Err, "mounts[1]") || !strings.Contains(rep.Err, ErrUnsafe.Error()) {
+		t.Errorf("tmpfs through a link onto /proc: step %q err %q, want MountAll refused for safety", rep.Step, rep.Err)
+	}
+	// A /proc that is itself a symlink (to a directory a later tmpfs covers) is refused.
+	if err := os.Remove(filepath.Join(root, "proc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/tmp/fakeproc", filepath.Join(root, "proc")); err != nil {
+		t.Fatal(err)
+	}
+	spec.Mounts = []specs.Mount{{Destination: "/proc", Type: "proc"}, {Destination: "/tmp", Type: "tmpfs"}}
+	rep = runChild(t, mustPlan(t, spec, Options{}), probe{})
+	if rep.Step != "MountAll" || !strings.Contains(rep.Err, "mounts[0]") || !strings.Contains(rep.Err, "symlink") {
+		t.Errorf("proc onto a symlinked /proc: step %q err %q, want MountAll refused", rep.Step, rep.Err)
+	}
 }
 
 // TestSymlinkRace swaps a mount destination between a directory and a symlink to a host directory

@@ -70,6 +70,10 @@ func TestFailedStart(t *testing.T) {
 			[]string{"mounts[2] (/x)", "open_tree /nonexistent/libjail-test"}, unix.ENOENT},
 		{"unknown filesystem", specs.Mount{Destination: "/x", Type: "libjailfs"},
 			[]string{"mounts[2] (/x)", "fsopen libjailfs"}, unix.ENODEV},
+		{"proc onto a file", specs.Mount{Destination: "/etc/hostname", Type: "proc"},
+			[]string{"mounts[2] (/etc/hostname)", "not a directory"}, unix.ENOTDIR},
+		{"bind of a non-procfs onto /proc", specs.Mount{Destination: "/proc", Source: "/tmp", Options: []string{"rbind"}},
+			[]string{"mounts[2] (/proc)", "only a procfs"}, 0},
 		{"file onto a directory", specs.Mount{Destination: "/etc", Source: "/etc/hostname", Options: []string{"bind"}},
 			[]string{"mounts[2] (/etc)", "which is a directory"}, unix.EISDIR},
 	}
@@ -89,7 +93,7 @@ func TestFailedStart(t *testing.T) {
 				}
 			}
 			t.Logf("%s", rep.Err)
-			if !strings.HasSuffix(rep.Err, tt.errno.Error()) {
+			if tt.errno != 0 && !strings.HasSuffix(rep.Err, tt.errno.Error()) {
 				t.Errorf("error %q does not end with %v", rep.Err, tt.errno)
 			}
 			if after := hostMounts(t, filepath.Dir(root)); !slices.Equal(before, after) {
