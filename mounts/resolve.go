@@ -23,7 +23,18 @@ func openRoot(path string) (*resolver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open root %s: %w", path, err)
 	}
-	return &resolver{root: fd, path: path}, nil
+	// The kernel's name for it: fdPath compares against what readlink of an fd says, and the
+	// caller's path may go through symlinks.
+	// Inside the new root ("/") there may be no /proc, and nothing to resolve.
+	if path == "/" {
+		return &resolver{root: fd, path: "/"}, nil
+	}
+	real, err := readlinkFD(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("resolve root %s: %w", path, err)
+	}
+	return &resolver{root: fd, path: real}, nil
 }
 
 func (r *resolver) close() {
