@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -104,6 +105,9 @@ func Plan(spec *specs.Spec, opts Options) (*RootfsPlan, error) {
 		return nil, &Error{Field: "root.path", Op: "plan", Err: fmt.Errorf("%w: missing", ErrInvalid)}
 	}
 	root := spec.Root.Path
+	if err := checkString(root); err != nil {
+		return nil, &Error{Field: "root.path", Op: "plan", Err: err}
+	}
 	if !filepath.IsAbs(root) {
 		if opts.BundleDir == "" || !filepath.IsAbs(opts.BundleDir) {
 			return nil, &Error{Field: "root.path", Op: "plan", Err: fmt.Errorf("%w: %q is relative and the bundle directory is not an absolute path", ErrInvalid, root)}
@@ -159,6 +163,9 @@ func Plan(spec *specs.Spec, opts Options) (*RootfsPlan, error) {
 func cleanPaths(field string, in []string) ([]string, error) {
 	var out []string
 	for i, s := range in {
+		if err := checkString(s); err != nil {
+			return nil, &Error{Field: fmt.Sprintf("%s[%d]", field, i), Op: "plan", Err: err}
+		}
 		if !filepath.IsAbs(s) {
 			return nil, &Error{Field: fmt.Sprintf("%s[%d]", field, i), Path: s, Op: "plan", Err: fmt.Errorf("%w: not an absolute path", ErrInvalid)}
 		}
@@ -174,6 +181,11 @@ func cleanPaths(field string, in []string) ([]string, error) {
 func (p *RootfsPlan) planMount(field string, sm specs.Mount, bundle string) (Mount, error) {
 	fail := func(err error) (Mount, error) {
 		return Mount{}, &Error{Field: field, Path: sm.Destination, Op: "plan", Err: err}
+	}
+	for _, str := range append([]string{sm.Destination, sm.Type, sm.Source}, sm.Options...) {
+		if err := checkString(str); err != nil {
+			return fail(err)
+		}
 	}
 	if !filepath.IsAbs(sm.Destination) {
 		return fail(fmt.Errorf("%w: destination is not an absolute path", ErrInvalid))
@@ -325,7 +337,11 @@ func (m Mount) String() string {
 	var opts []string
 	opts = append(opts, attrNames(m.Attr, "")...)
 	opts = append(opts, attrNames(m.RecAttr, "r")...)
-	opts = append(opts, m.SBFlags...)
+	for _, f := range m.SBFlags {
+		if f != "ro" && f != "rw" { // the superblock's ro/rw mirror the mount's, shown above
+			opts = append(opts, f)
+		}
+	}
 	for _, d := range m.Data {
 		opts = append(opts, d.String())
 	}
@@ -385,4 +401,16 @@ func propagationName(f uint64) string {
 		}
 	}
 	return fmt.Sprintf("%#x", f)
+}
+
+// checkString refuses what the kernel would truncate (NUL) and what JSON, which carries the plan to
+// the child, cannot carry unchanged (invalid UTF-8).
+func checkString(s string) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("%w: %q contains a NUL byte", ErrInvalid, s)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalid, s)
+	}
+	return nil
 }
