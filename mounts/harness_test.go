@@ -57,6 +57,7 @@ type probe struct {
 	List     []string `json:"list,omitempty"`
 	Readlink []string `json:"readlink,omitempty"`
 	Race     *race    `json:"race,omitempty"`
+	Exec     []string `json:"exec,omitempty"` // a command run inside at the end; its output is reported
 }
 
 // race swaps Path between a directory and a symlink to Target while the mounts are made.
@@ -98,6 +99,7 @@ type report struct {
 	List       map[string][]string   `json:"list,omitempty"`
 	Readlink   map[string]string     `json:"readlink,omitempty"`
 	RaceRounds int                   `json:"raceRounds,omitempty"`
+	Exec       string                `json:"exec,omitempty"`
 }
 
 func (r report) mount(at string) (mountLine, bool) {
@@ -275,6 +277,13 @@ func childRun() (rep report) {
 			l = "error: " + err.Error()
 		}
 		rep.Readlink[p] = l
+	}
+	if len(pr.Exec) > 0 {
+		out, err := exec.Command(pr.Exec[0], pr.Exec[1:]...).CombinedOutput()
+		rep.Exec = string(out)
+		if err != nil {
+			rep.Exec += "error: " + err.Error()
+		}
 	}
 	return rep
 }

@@ -24,7 +24,7 @@ func (p *RootfsPlan) EnterRoot() error {
 		}
 	}
 	if noPivot {
-		err = moveRoot(p.Root)
+		err = moveRoot(r.root)
 	} else {
 		err = pivotRoot(r.root)
 	}
@@ -76,13 +76,15 @@ func pivotRoot(root int) error {
 	return nil
 }
 
-// moveRoot is the fallback for roots pivot_root cannot leave (the initramfs). The old root stays
-// reachable to a process with CAP_SYS_CHROOT, which is why pivot_root is preferred.
-func moveRoot(root string) error {
-	if err := unix.Chdir(root); err != nil {
-		return fmt.Errorf("chdir to root: %w", err)
+// moveRoot is the fallback for roots pivot_root cannot leave (the initramfs): the root's mount is
+// moved onto "/" and the process chroots into it. The old root stays reachable to a process with
+// CAP_SYS_CHROOT, which is why pivot_root is preferred.
+func moveRoot(root int) error {
+	if err := unix.Fchdir(root); err != nil {
+		return fmt.Errorf("fchdir to root: %w", err)
 	}
-	if err := unix.Mount(root, "/", "", unix.MS_MOVE, ""); err != nil {
+	// "." is the root of the root's own mount (the bind PrepareRoot made).
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
 		return fmt.Errorf("move root onto /: %w", err)
 	}
 	if err := unix.Chroot("."); err != nil {
@@ -164,7 +166,7 @@ func (r *resolver) mask(path string) error {
 	}
 	var tree int
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		tree, err = newFilesystem(Mount{Type: "tmpfs", Source: "tmpfs", Data: []Param{{Key: "size", Value: "0"}, {Key: "mode", Value: "0555"}}})
+		tree, err = newFilesystem(Mount{Type: "tmpfs", Source: "tmpfs", Data: []Param{{Key: "size", Value: "4k"}, {Key: "mode", Value: "0555"}}})
 		if err == nil {
 			err = setattr(tree, false, Attr{Set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC})
 			if err != nil {
