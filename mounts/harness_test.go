@@ -57,7 +57,8 @@ type probe struct {
 	List     []string `json:"list,omitempty"`
 	Readlink []string `json:"readlink,omitempty"`
 	Race     *race    `json:"race,omitempty"`
-	Exec     []string `json:"exec,omitempty"` // a command run inside at the end; its output is reported
+	Exec     []string `json:"exec,omitempty"`   // a command run inside at the end; its output is reported
+	V2Only   bool     `json:"v2Only,omitempty"` // first turn the child's cgroup mounts into a pure v2 layout
 }
 
 // race swaps Path between a directory and a symlink to Target while the mounts are made.
@@ -167,6 +168,18 @@ func childRun() (rep report) {
 	fail := func(step string, err error) report {
 		rep.Step, rep.Err = step, err.Error()
 		return rep
+	}
+	if pr.V2Only {
+		// Only in the child's own mount namespace: the host keeps its layout.
+		if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			return fail("v2only", err)
+		}
+		if err := unix.Unmount("/sys/fs/cgroup", unix.MNT_DETACH); err != nil {
+			return fail("v2only", err)
+		}
+		if err := unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, ""); err != nil {
+			return fail("v2only", err)
+		}
 	}
 	if n, _ := strconv.Atoi(os.Getenv(envFiles)); n > 0 {
 		var files []*os.File

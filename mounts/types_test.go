@@ -166,3 +166,104 @@ func TestCgroupMount(t *testing.T) {
 		})
 	}
 }
+
+// TestCgroupMountV2Only builds the view on a pure cgroup v2 layout (made in the child's own mount
+// namespace): one cgroup2 mount, read-only, fresh in a cgroup namespace or a bind without.
+func TestCgroupMountV2Only(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireCgroupV2(t)
+	for _, ns := range []bool{false, true} {
+		t.Run(map[bool]string{false: "bind", true: "cgroupns"}[ns], func(t *testing.T) {
+			root := makeRootfs(t)
+			spec := &specs.Spec{
+				Root: &specs.Root{Path: root},
+				Mounts: []specs.Mount{
+					{Destination: "/proc", Type: "proc"},
+					{Destination: "/sys", Type: "sysfs", Options: []string{"ro"}},
+					{Destination: "/sys/fs/cgroup", Type: "cgroup", Options: []string{"ro", "nosuid", "nodev", "noexec"}},
+				},
+			}
+			var flags uintptr
+			if ns {
+				flags = unix.CLONE_NEWCGROUP
+			}
+			rep := runChildFlags(t, mustPlan(t, spec, Options{CgroupNamespace: ns}), probe{
+				V2Only: true, Read: []string{"/sys/fs/cgroup/cgroup.controllers"}, Write: []string{"/sys/fs/cgroup/cgroup.procs"},
+			}, flags)
+			if rep.Err != "" {
+				t.Fatalf("%s: %s", rep.Step, rep.Err)
+			}
+			if m, ok := rep.mount("/sys/fs/cgroup"); !ok || m.FSType != "cgroup2" {
+				t.Errorf("/sys/fs/cgroup: %+v", m)
+			}
+			hasOpts(t, rep, "/sys/fs/cgroup", "ro", "nosuid", "nodev", "noexec")
+			for _, m := range rep.Mountinfo {
+				if strings.HasPrefix(m.Mountpoint, "/sys/fs/cgroup/") {
+					t.Errorf("unexpected entry on a v2 host: %+v", m)
+				}
+			}
+			if strings.HasPrefix(rep.Read["/sys/fs/cgroup/cgroup.controllers"], "error") {
+				t.Errorf("cgroup.controllers: %s", rep.Read["/sys/fs/cgroup/cgroup.controllers"])
+			}
+			if rep.Write["/sys/fs/cgroup/cgroup.procs"] == "ok" {
+				t.Error("the cgroup view is writable")
+			}
+		})
+	}
+}
+
+// TestDockerDefaults applies the masked and read-only paths container engines send by default;
+// each must be handled (or skipped when this kernel lacks it), files and directories alike.
+func TestDockerDefaults(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := makeRootfs(t)
+	masked := []string{"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+		"/sys/devices/virtual/powercap"}
+	readonly := []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+	spec := &specs.Spec{
+		Root: &specs.Root{Path: root},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+			{Destination: "/sys", Type: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+			{Destination: "/sys/fs/cgroup", Type: "cgroup", Options: []string{"ro", "nosuid", "noexec", "nodev"}},
+			{Destination: "/dev/mqueue", Type: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=67108864"}},
+		},
+		Linux: &specs.Linux{MaskedPaths: masked, ReadonlyPaths: readonly},
+	}
+	pr := probe{Stat: append(append([]string{}, masked...), readonly...), List: masked, Write: []string{"/proc/sysrq-trigger"}}
+	rep := runChild(t, mustPlan(t, spec, Options{}), pr)
+	if rep.Err != "" {
+		t.Fatalf("%s: %s", rep.Step, rep.Err)
+	}
+	for _, p := range masked {
+		st := rep.Stat[p]
+		switch {
+		case st.Err != "":
+			// Not on this kernel: nothing to mask.
+		case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+			if m, ok := rep.mount(p); !ok || m.FSType != "tmpfs" || !strings.Contains(m.Options, "ro") {
+				t.Errorf("masked directory %s: %+v", p, m)
+			}
+			if len(rep.List[p]) != 0 {
+				t.Errorf("masked directory %s lists %q", p, rep.List[p])
+			}
+		case !st.isChr(1, 3):
+			t.Errorf("masked file %s: %+v", p, st)
+		}
+	}
+	for _, p := range readonly {
+		if rep.Stat[p].Err != "" {
+			continue
+		}
+		if m, ok := rep.mount(p); !ok || !strings.HasPrefix(m.Options, "ro") {
+			t.Errorf("read-only path %s: %+v", p, m)
+		}
+	}
+	if rep.Stat["/proc/sysrq-trigger"].Err == "" && !isErr(rep.Write["/proc/sysrq-trigger"], unix.EROFS) {
+		t.Errorf("write /proc/sysrq-trigger: %q", rep.Write["/proc/sysrq-trigger"])
+	}
+}
