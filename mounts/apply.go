@@ -21,41 +21,56 @@ type applyState struct {
 //
 // Unless linux.rootfsPropagation asks for sharing (shared, rshared), every mount is first made
 // rslave, so nothing mounted for the container can reach the host, and the spec's mode (private,
-// slave, or their r-forms; unbindable only after the switch) is applied on top. A non-recursive mode thus changes "/" only
-// and leaves the rest rslave. shared/rshared are applied as asked: mounts inside a shared volume
-// then reach the host by design ([RootfsPlan.HostLeaks], [RootfsPlan.Cleanup]).
+// slave or their r-forms; unbindable only after the switch) is applied on top: a non-recursive mode
+// changes "/" only and leaves the rest rslave. shared/rshared are applied as asked, and mounts
+// inside a shared volume then reach the host by design ([RootfsPlan.HostLeaks]).
 func (p *RootfsPlan) PrepareRoot() error {
 	if p.RootPropagation&unix.MS_SHARED == 0 {
 		if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 			return &Error{Field: "linux.rootfsPropagation", Path: "/", Op: "mount propagation", Err: err}
 		}
 	}
-	// Unbindable mounts could not be bound (the root, the volumes): that mode waits for EnterRoot.
+	// Unbindable mounts could not be bound (the root, the volumes): that mode waits for the switch.
 	if p.RootPropagation != 0 && p.RootPropagation&unix.MS_UNBINDABLE == 0 {
 		if err := unix.Mount("", "/", "", uintptr(p.RootPropagation), ""); err != nil {
 			return &Error{Field: "linux.rootfsPropagation", Path: "/", Op: "mount propagation", Err: err}
 		}
 	}
-	if err := makeParentPrivate(p.Root); err != nil {
-		return &Error{Field: "root.path", Path: p.Root, Op: "make parent mount private", Err: err}
+	fail := func(op string, err error) error {
+		return &Error{Field: "root.path", Path: p.Root, Op: op, Err: err}
 	}
-	if err := unix.Mount(p.Root, p.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return &Error{Field: "root.path", Path: p.Root, Op: "bind root onto itself", Err: err}
-	}
-	r, err := openRoot(p.Root)
+	dir, err := unix.Open(p.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &Error{Field: "root.path", Path: p.Root, Op: "open", Err: err}
+		return fail("open", err)
+	}
+	defer unix.Close(dir)
+	if err := makeParentPrivate(dir); err != nil {
+		return fail("make parent mount private", err)
+	}
+	tree, err := unix.OpenTree(dir, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	if err != nil {
+		return fail("bind root onto itself: open_tree", err)
+	}
+	if err := unix.MoveMount(tree, "", dir, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		unix.Close(tree)
+		return fail("bind root onto itself: move_mount", err)
+	}
+	// The attached tree's fd is the root of the new mount: every later lookup starts there.
+	r, err := newResolver(tree, p.Root)
+	if err != nil {
+		unix.Close(tree)
+		return fail("open", err)
 	}
 	p.state.r.close()
 	p.state.r = r
 	return nil
 }
 
-// makeParentPrivate makes the mount that holds path private when it is shared. It is found by mount
-// id (statx), not by path prefix, so symlinks in the path cannot mislead it.
-func makeParentPrivate(path string) error {
+// makeParentPrivate makes the mount that holds dir private when it is shared. It is found by mount
+// id (statx on the fd), not by path prefix, so symlinks in the path cannot mislead it.
+func makeParentPrivate(dir int) error {
 	var stx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_MNT_ID, &stx); err != nil {
+	if err := unix.Statx(dir, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx); err != nil {
 		return fmt.Errorf("statx: %w", err)
 	}
 	infos, err := mountinfo.GetMounts(func(i *mountinfo.Info) (skip, stop bool) {
@@ -65,7 +80,7 @@ func makeParentPrivate(path string) error {
 		return err
 	}
 	if len(infos) == 0 {
-		return fmt.Errorf("mount %d of %s not in mountinfo: %w", stx.Mnt_id, path, unix.ENOENT)
+		return fmt.Errorf("mount %d not in mountinfo: %w", stx.Mnt_id, unix.ENOENT)
 	}
 	if !strings.Contains(infos[0].Optional, "shared:") {
 		return nil

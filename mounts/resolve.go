@@ -23,15 +23,24 @@ func openRoot(path string) (*resolver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open root %s: %w", path, err)
 	}
-	// The kernel's name for it: fdPath compares against what readlink of an fd says, and the
-	// caller's path may go through symlinks.
+	r, err := newResolver(fd, path)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return r, nil
+}
+
+// newResolver takes over fd, the root directory known to the caller as path.
+func newResolver(fd int, path string) (*resolver, error) {
 	// Inside the new root ("/") there may be no /proc, and nothing to resolve.
 	if path == "/" {
 		return &resolver{root: fd, path: "/"}, nil
 	}
+	// The kernel's name for it: fdPath compares against what readlink of an fd says, and the
+	// caller's path may go through symlinks.
 	real, err := readlinkFD(fd)
 	if err != nil {
-		unix.Close(fd)
 		return nil, fmt.Errorf("resolve root %s: %w", path, err)
 	}
 	return &resolver{root: fd, path: real}, nil
