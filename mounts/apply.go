@@ -315,3 +315,15 @@ func (r *resolver) checkProc(target int, m Mount) error {
 	}
 	return fmt.Errorf("%w: mount point %s is on a procfs and not on the allow-list (%s)", ErrUnsafe, at, allowedList())
 }
+
+// Close releases what the apply steps hold between them (an fd of the root, idmapped mounts not
+// yet attached). FinishRoot does it too; Close is for a child that stops half way. Safe to call
+// more than once.
+func (p *RootfsPlan) Close() {
+	p.state.r.close()
+	p.state.r = nil
+	for k, fd := range p.state.idmapped {
+		unix.Close(fd)
+		delete(p.state.idmapped, k)
+	}
+}

@@ -117,6 +117,13 @@ func TestApplyErrno(t *testing.T) {
 	if !errors.As(err, &e) || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "PrepareRoot") {
 		t.Errorf("MountAll before PrepareRoot: %v", err)
 	}
+	for _, step := range []func() error{p.EnterRoot, p.FinishRoot} {
+		if err := step(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("a step before PrepareRoot: %v", err)
+		}
+	}
+	p.Close()
+	p.Close()
 }
 
 // TestCycles creates and destroys containers many times: the host mount table under the test's

@@ -125,7 +125,7 @@ func (p *RootfsPlan) FinishRoot() error {
 	if err != nil {
 		return &Error{Field: "linux.maskedPaths", Op: "finish root", Err: err}
 	}
-	defer func() { r.close(); p.state.r = nil }()
+	defer p.Close()
 	for i, path := range p.MaskedPaths {
 		if err := r.mask(path); err != nil {
 			return &Error{Field: fmt.Sprintf("linux.maskedPaths[%d]", i), Path: path, Op: "mask", Err: err}
