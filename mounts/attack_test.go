@@ -126,43 +126,58 @@ func TestSymlinkAttack(t *testing.T) {
 	}
 }
 
-// TestSymlinkRace swaps a mount destination between a directory and a symlink to a host directory
-// while the child mounts onto it again and again: whatever the timing, nothing reaches the host.
+// TestSymlinkRace swaps a path between a directory and a symlink to a host directory while the
+// child mounts again and again, both on a path below it and on the path itself (a bind of a
+// directory and a tmpfs): whatever the timing, nothing reaches the host.
 func TestSymlinkRace(t *testing.T) {
 	testutil.RequireRoot(t)
-	root := makeRootfs(t)
-	victim := hostDir(t, "victim")
-	if err := os.Mkdir(filepath.Join(root, "mnt", "race"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	spec := &specs.Spec{
-		Root:   &specs.Root{Path: root},
-		Mounts: []specs.Mount{{Destination: "/dev", Source: "/dev", Options: []string{"rbind"}}, {Destination: "/mnt/race/sub", Type: "tmpfs"}},
-	}
-	rounds := 500
-	if testing.Short() {
-		rounds = 50
-	}
-	before := hostMounts(t, victim)
-	rep := runChild(t, mustPlan(t, spec, Options{}), probe{Race: &race{Path: "mnt/race", Target: victim, Rounds: rounds}})
-	if rep.Err != "" {
-		t.Fatalf("%s: %s", rep.Step, rep.Err)
-	}
-	if rep.RaceRounds < 2 {
-		t.Fatalf("the swapper ran %d times; the race was not exercised", rep.RaceRounds)
-	}
-	t.Logf("%d mount rounds against %d swaps", rounds, rep.RaceRounds)
-	for _, m := range rep.PreEnter {
-		if strings.HasPrefix(m.Mountpoint, victim) {
-			t.Errorf("the race reached the host directory: %+v", m)
-		}
-	}
-	// The swapper itself renames inside the root only; the victim must still be empty.
-	if ents, err := os.ReadDir(victim); err != nil || len(ents) != 0 {
-		t.Errorf("victim changed: %v %v", ents, err)
-	}
-	if after := hostMounts(t, victim); !slices.Equal(before, after) {
-		t.Errorf("host mount table changed:\nbefore %v\nafter  %v", before, after)
+	for _, tt := range []struct {
+		name  string
+		mount specs.Mount
+	}{
+		{"parent", specs.Mount{Destination: "/mnt/race/sub", Type: "tmpfs"}},
+		{"itself", specs.Mount{Destination: "/mnt/race", Type: "tmpfs"}},
+		{"bind", specs.Mount{Destination: "/mnt/race", Source: "/etc", Options: []string{"bind", "ro"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := makeRootfs(t)
+			victim := hostDir(t, "victim")
+			if err := os.Mkdir(filepath.Join(root, "mnt", "race"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			spec := &specs.Spec{
+				Root:   &specs.Root{Path: root},
+				Mounts: []specs.Mount{{Destination: "/dev", Source: "/dev", Options: []string{"rbind"}}, tt.mount},
+			}
+			rounds := 300
+			if testing.Short() {
+				rounds = 30
+			}
+			before := hostMounts(t, victim)
+			rep := runChild(t, mustPlan(t, spec, Options{}), probe{Race: &race{Path: "mnt/race", Target: victim, Rounds: rounds}})
+			if rep.Err != "" {
+				t.Fatalf("%s: %s", rep.Step, rep.Err)
+			}
+			if rep.RaceRounds < 2 {
+				t.Fatalf("the path was swapped %d times; the race was not exercised", rep.RaceRounds)
+			}
+			inRoot := 0
+			for _, m := range rep.PreEnter {
+				if strings.HasPrefix(m.Mountpoint, victim) {
+					t.Errorf("the race reached the host directory: %+v", m)
+				}
+				if strings.HasPrefix(m.Mountpoint, root+"/") && m.Mountpoint != root+"/dev" && !strings.HasPrefix(m.Mountpoint, root+"/dev/") {
+					inRoot++
+				}
+			}
+			t.Logf("%d swaps; %d mounts landed inside the root", rep.RaceRounds, inRoot)
+			if ents, err := os.ReadDir(victim); err != nil || len(ents) != 0 {
+				t.Errorf("victim changed: %v %v", ents, err)
+			}
+			if after := hostMounts(t, victim); !slices.Equal(before, after) {
+				t.Errorf("host mount table changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
 	}
 }
 

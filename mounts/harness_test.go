@@ -99,7 +99,7 @@ type report struct {
 	Write      map[string]string     `json:"write,omitempty"` // "ok" or "error: ..."
 	List       map[string][]string   `json:"list,omitempty"`
 	Readlink   map[string]string     `json:"readlink,omitempty"`
-	RaceRounds int                   `json:"raceRounds,omitempty"`
+	RaceRounds int                   `json:"raceRounds,omitempty"` // swaps that happened
 	Exec       string                `json:"exec,omitempty"`
 }
 
@@ -202,9 +202,14 @@ func childRun() (rep report) {
 	if pr.Race != nil {
 		var swaps atomic.Int64
 		go swapper(filepath.Join(plan.Rootfs(), pr.Race.Path), pr.Race.Target, &swaps, stop, done)
+		racePath := filepath.Join(plan.Rootfs(), pr.Race.Path)
 		for i := 0; i < pr.Race.Rounds || swaps.Load() < int64(pr.Race.Rounds); i++ {
 			// Errors are expected while the path changes under us; escapes are not.
 			_ = plan.MountAll()
+			// A mount on the raced path would pin it (a mount point cannot be renamed): take it
+			// off again, without following a symlink that may be there now.
+			for unix.Unmount(racePath, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW) == nil {
+			}
 		}
 		close(stop)
 		rep.RaceRounds = <-done
@@ -326,8 +331,10 @@ func swapper(path, target string, swaps *atomic.Int64, stop <-chan struct{}, don
 		} else {
 			_ = os.Mkdir(tmp, 0o755)
 		}
-		_ = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE)
-		n++
+		// A path that became a mount point cannot be renamed (EBUSY): count what happened.
+		if unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE) == nil {
+			n++
+		}
 		swaps.Add(1)
 	}
 }
