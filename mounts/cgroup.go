@@ -52,12 +52,23 @@ func (p *RootfsPlan) mountCgroup(r *resolver, m Mount) error {
 			return err
 		}
 	}
-	// Read-only last, so the entries could be created in it.
 	fd, err := r.open(m.Destination, unix.O_DIRECTORY)
 	if err != nil {
 		return &Error{Field: m.Field, Path: m.Destination, Op: "open", Err: err}
 	}
 	defer unix.Close(fd)
+	// Co-mounted controllers ("cpu,cpuacct") are also reachable by each name, as on the host.
+	for _, h := range hs {
+		if h.v2 || !strings.Contains(h.name, ",") {
+			continue
+		}
+		for _, c := range strings.Split(h.name, ",") {
+			if err := unix.Symlinkat(h.name, fd, c); err != nil && err != unix.EEXIST {
+				return &Error{Field: m.Field, Path: filepath.Join(m.Destination, c), Op: "symlink", Err: err}
+			}
+		}
+	}
+	// Read-only last, so the entries could be created in it.
 	if err := setattr(fd, false, m.Attr); err != nil {
 		return &Error{Field: m.Field, Path: m.Destination, Op: "mount_setattr", Err: err}
 	}
