@@ -159,3 +159,19 @@ func TestCycles(t *testing.T) {
 		t.Errorf("the root's own /dev changed: %v %v", ents, err)
 	}
 }
+
+// TestRootIsInitramfs: this machine's root is ext4, so pivot_root is chosen; the initramfs case
+// itself needs a guest booted from one (the VM test lane).
+func TestRootIsInitramfs(t *testing.T) {
+	got, err := rootIsInitramfs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs("/", &st); err != nil {
+		t.Fatal(err)
+	}
+	if want := st.Type == unix.RAMFS_MAGIC || st.Type == unix.TMPFS_MAGIC; got && !want {
+		t.Errorf("rootIsInitramfs() = true on a root of type %#x", st.Type)
+	}
+}
