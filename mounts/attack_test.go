@@ -124,6 +124,22 @@ func TestSymlinkAttack(t *testing.T) {
 	if rep.Step != "MountAll" || !strings.Contains(rep.Err, "mounts[0]") || !strings.Contains(rep.Err, "symlink") {
 		t.Errorf("proc onto a symlinked /proc: step %q err %q, want MountAll refused", rep.Step, rep.Err)
 	}
+
+	// A /dev that is a symlink to a host directory: the device nodes are made under
+	// Rootfs()/dev by path, so it is refused rather than followed (even inside the root).
+	devTarget := hostDir(t, "dev-target")
+	if err := os.Remove(filepath.Join(root, "dev")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(devTarget, filepath.Join(root, "dev")); err != nil {
+		t.Fatal(err)
+	}
+	spec.Mounts = nil
+	rep = runChild(t, mustPlan(t, spec, Options{}), probe{})
+	if rep.Step != "MountAll" || !strings.Contains(rep.Err, "(/dev)") || !strings.Contains(rep.Err, "symlink") {
+		t.Errorf("/dev as a symlink: step %q err %q, want MountAll refused", rep.Step, rep.Err)
+	}
+	assertUntouched(t, rep, devTarget)
 }
 
 // TestSymlinkRace swaps a path between a directory and a symlink to a host directory while the
