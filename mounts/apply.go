@@ -158,10 +158,10 @@ func (p *RootfsPlan) mount(r *resolver, m Mount) error {
 	if err := r.checkProc(target, m); err != nil {
 		return fail("mount point", err)
 	}
-	if m.Type == "proc" || m.Type == "sysfs" || (m.Destination == "/dev" && p.DevTmpfs) {
+	if m.Type == "proc" || m.Type == "sysfs" || m.Destination == "/dev" {
 		// The kernel's view must be where the container looks for it: a symlinked /proc could
 		// be covered by a later mount and leave a fake one in its place. And the device nodes
-		// are made under Rootfs()/dev by path: that must be this tmpfs, not a link's target.
+		// are made under Rootfs()/dev by path: that must be this mount, not a link's target.
 		if at, ok := r.fdPath(target); !ok || at != m.Destination {
 			return fail("mount point", fmt.Errorf("%w: %s resolves to %s through a symlink", ErrUnsafe, m.Destination, at))
 		}

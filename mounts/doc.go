@@ -39,7 +39,9 @@
 // Mounts are then built detached (open_tree or fsopen/fsmount), given their attributes with
 // mount_setattr, and attached with move_mount onto the opened fd, so a symlink swapped in after the
 // lookup (the CVE-2021-30465 class) cannot redirect anything to the host. A mount point that turns
-// out to be on a procfs is refused unless it is /proc or a bind onto an allow-listed file. Masked
+// out to be on a procfs is refused unless it is /proc or a bind onto an allow-listed file; proc,
+// sysfs and /dev must be reached without any symlink (a symlinked /proc could later be covered,
+// leaving a fake one; device nodes are made under Rootfs()/dev by path). Masked
 // files get a bind of /dev/null that is checked by fstat to be the 1:3 character device; masked
 // directories get an empty read-only tmpfs.
 //
