@@ -1,7 +1,6 @@
 package mounts
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -196,5 +195,3 @@ func TestSymlinkRace(t *testing.T) {
 		})
 	}
 }
-
-var _ = errors.Is
