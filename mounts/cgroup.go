@@ -33,12 +33,18 @@ type hierarchy struct {
 }
 
 func (p *RootfsPlan) mountCgroup(r *resolver, m Mount) error {
-	hs, err := cgroupHierarchies(p.CgroupNamespace)
+	ns := p.CgroupNamespace
+	if p.NewCgroupNamespace {
+		if err := checkCgroupNSRoot(); err != nil {
+			return &Error{Field: m.Field, Path: m.Destination, Op: "cgroup namespace", Err: err}
+		}
+	}
+	hs, err := cgroupHierarchies(ns)
 	if err != nil {
 		return &Error{Field: m.Field, Path: m.Destination, Op: "cgroup layout", Err: err}
 	}
 	if len(hs) == 1 && hs[0].v2 {
-		return p.mount(r, p.cgroupEntry(m, m.Destination, hs[0]))
+		return p.mount(r, cgroupEntry(m, m.Destination, hs[0], ns))
 	}
 	top := m
 	top.Type, top.Source, top.Data, top.SBFlags = "tmpfs", "cgroup", []Param{{Key: "mode", Value: "755"}}, nil
@@ -48,7 +54,7 @@ func (p *RootfsPlan) mountCgroup(r *resolver, m Mount) error {
 		return err
 	}
 	for _, h := range hs {
-		if err := p.mount(r, p.cgroupEntry(m, filepath.Join(m.Destination, h.name), h)); err != nil {
+		if err := p.mount(r, cgroupEntry(m, filepath.Join(m.Destination, h.name), h, ns)); err != nil {
 			return err
 		}
 	}
@@ -81,12 +87,12 @@ func (p *RootfsPlan) mountCgroup(r *resolver, m Mount) error {
 	return nil
 }
 
-func (p *RootfsPlan) cgroupEntry(m Mount, dest string, h hierarchy) Mount {
+func cgroupEntry(m Mount, dest string, h hierarchy, ns bool) Mount {
 	e := Mount{Field: m.Field, Destination: dest, Attr: m.Attr, literal: true}
 	switch {
-	case p.CgroupNamespace && h.v2:
+	case ns && h.v2:
 		e.Type, e.Source = "cgroup2", "cgroup2"
-	case p.CgroupNamespace:
+	case ns:
 		e.Type, e.Source = "cgroup", "cgroup"
 		for _, o := range h.opts {
 			k, v, ok := strings.Cut(o, "=")
@@ -179,4 +185,21 @@ func ownCgroups() (map[string]string, error) {
 		out[strings.Trim(strings.Join(ctrls, ","), ",")] = parts[2]
 	}
 	return out, s.Err()
+}
+
+// checkCgroupNSRoot makes sure a cgroup namespace created for the container has the container's
+// cgroups as its root: /proc/self/cgroup then shows "/" everywhere. Anything else means the
+// namespace is missing, or was created before the child was placed in its cgroups, and a fresh
+// mount would show cgroups that are not the container's.
+func checkCgroupNSRoot() error {
+	own, err := ownCgroups()
+	if err != nil {
+		return err
+	}
+	for ctrl, path := range own {
+		if path != "/" {
+			return fmt.Errorf("%w: the container's cgroup namespace does not start at its cgroup (%q is at %s): create it after placing the child in its cgroups", ErrUnsafe, ctrl, path)
+		}
+	}
+	return nil
 }

@@ -81,6 +81,7 @@ func (s statResult) isChr(major, minor uint32) bool {
 }
 
 type mountLine struct {
+	Root       string `json:"root"` // the path inside the filesystem that is mounted
 	Mountpoint string `json:"mountpoint"`
 	FSType     string `json:"fstype"`
 	Source     string `json:"source"`
@@ -135,7 +136,7 @@ func readMountinfo(path string) ([]mountLine, error) {
 			return nil, fmt.Errorf("bad mountinfo line %q", s.Text())
 		}
 		out = append(out, mountLine{
-			Mountpoint: unescape(fields[4]), Options: fields[5], Optional: strings.Join(fields[6:sep], " "),
+			Root: unescape(fields[3]), Mountpoint: unescape(fields[4]), Options: fields[5], Optional: strings.Join(fields[6:sep], " "),
 			FSType: fields[sep+1], Source: unescape(fields[sep+2]), Super: fields[sep+3],
 		})
 	}

@@ -36,6 +36,9 @@ type RootfsPlan struct {
 	NoPivot         bool     `json:"noPivot,omitempty"`
 	UserNamespace   bool     `json:"userNamespace,omitempty"`
 	CgroupNamespace bool     `json:"cgroupNamespace,omitempty"`
+	// NewCgroupNamespace: the spec creates the cgroup namespace (rather than joining one), so its
+	// root must be the container's own cgroup.
+	NewCgroupNamespace bool `json:"newCgroupNamespace,omitempty"`
 
 	log   *slog.Logger
 	state applyState
@@ -131,7 +134,8 @@ func Plan(spec *specs.Spec, opts Options) (*RootfsPlan, error) {
 			case specs.UserNamespace:
 				p.UserNamespace = true
 			case specs.CgroupNamespace:
-				p.CgroupNamespace = p.CgroupNamespace || ns.Path == ""
+				p.CgroupNamespace = true
+				p.NewCgroupNamespace = ns.Path == ""
 			}
 		}
 		if l.RootfsPropagation != "" {

@@ -119,8 +119,26 @@ func TestCgroupMount(t *testing.T) {
 	if err != nil {
 		t.Skipf("skipped: %v", err)
 	}
-	for _, ns := range []bool{false, true} {
-		t.Run(map[bool]string{false: "bind", true: "cgroupns"}[ns], func(t *testing.T) {
+	own, err := ownCgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name      string
+		planNS    bool // the plan says there is a cgroup namespace
+		cloneNS   bool // and there is one
+		wantFresh bool
+	}{
+		{"bind", false, false, false},
+		{"cgroupns", true, true, true},
+		// Asked for by the spec but missing: refused, rather than showing the host's tree.
+		{"cgroupns missing", true, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.planNS && !tt.cloneNS && checkCgroupNSRoot() == nil {
+				t.Skip("skipped: this process is in the root cgroups, where a missing namespace cannot be told apart")
+			}
+			ns := tt.cloneNS
 			root := makeRootfs(t)
 			spec := &specs.Spec{
 				Root: &specs.Root{Path: root},
@@ -139,13 +157,28 @@ func TestCgroupMount(t *testing.T) {
 				pr.Write = append(pr.Write, "/sys/fs/cgroup/"+h.name+"/cgroup.procs")
 				pr.Read = append(pr.Read, "/sys/fs/cgroup/"+h.name+"/cgroup.procs")
 			}
-			rep := runChildFlags(t, mustPlan(t, spec, Options{CgroupNamespace: ns}), pr, flags)
+			if tt.planNS {
+				spec.Linux = &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.CgroupNamespace}}}
+			}
+			rep := runChildFlags(t, mustPlan(t, spec, Options{}), pr, flags)
+			if tt.planNS && !tt.cloneNS {
+				if rep.Step != "MountAll" || !strings.Contains(rep.Err, "cgroup namespace does not start") {
+					t.Errorf("missing cgroup namespace: step %q err %q, want MountAll refused", rep.Step, rep.Err)
+				}
+				return
+			}
 			if rep.Err != "" {
 				t.Fatalf("%s: %s", rep.Step, rep.Err)
 			}
 			hasOpts(t, rep, "/sys/fs/cgroup", "ro", "nosuid")
 			for _, h := range hs {
 				at := "/sys/fs/cgroup/" + h.name
+				key := strings.Join(h.opts, ",")
+				if m, _ := rep.mount(at); !tt.wantFresh && m.Root != own[key] {
+					t.Errorf("%s shows %s of its hierarchy, want the container's own %s", at, m.Root, own[key])
+				} else if tt.wantFresh && m.Root != "/" {
+					t.Errorf("%s shows %s of its hierarchy, want the namespace's root", at, m.Root)
+				}
 				want := map[bool]string{false: "cgroup", true: "cgroup2"}[h.v2]
 				if m, ok := rep.mount(at); !ok || m.FSType != want {
 					t.Errorf("%s: %+v, want a %s mount", at, m, want)
