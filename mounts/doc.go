@@ -27,7 +27,10 @@
 // A mount of type "cgroup" is the container's view of its cgroups, built from the layout the child
 // finds: a cgroup2 mount (in a cgroup namespace) or a bind of its own cgroup on a v2 host, and on a
 // v1 or hybrid host a tmpfs holding one entry per hierarchy, each a fresh mount in a cgroup
-// namespace or a bind of the container's own directory, all with the mount's flags (ro...).
+// namespace or a bind of the container's own directory, all with the mount's flags (ro...). A cgroup
+// namespace the spec creates must start at the container's cgroups, i.e. be created after the child
+// was placed in them (clone3 CLONE_INTO_CGROUP, or unshare once placed); otherwise a fresh mount
+// would show other cgroups, and MountAll refuses with [ErrUnsafe].
 // sysfs in a user namespace without its own network namespace, which the kernel refuses, is a bind
 // of the host's /sys instead (with a warning).
 //
