@@ -70,6 +70,7 @@ func TestApplyFull(t *testing.T) {
 	if rep.Err != "" {
 		t.Fatalf("%s: %s", rep.Step, rep.Err)
 	}
+	t.Logf("%d mounts; steps took %v", len(rep.Mountinfo), rep.Took)
 	wantTypes := map[string]string{
 		"/": "ext4", "/proc": "proc", "/sys": "sysfs", "/tmp": "tmpfs", "/dev": "tmpfs", "/dev/pts": "devpts",
 		"/dev/shm": "tmpfs", "/dev/mqueue": "mqueue", "/secret": "tmpfs", "/proc/acpi": "tmpfs",

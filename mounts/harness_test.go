@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/libjail/libjail/internal/testutil"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -102,6 +103,7 @@ type report struct {
 	Readlink   map[string]string     `json:"readlink,omitempty"`
 	RaceRounds int                   `json:"raceRounds,omitempty"` // swaps that happened
 	Exec       string                `json:"exec,omitempty"`
+	Took       map[string]string     `json:"took,omitempty"` // how long each step took
 }
 
 func (r report) mount(at string) (mountLine, bool) {
@@ -195,6 +197,12 @@ func childRun() (rep report) {
 			return fail("UseIDMapped", err)
 		}
 	}
+	rep.Took = map[string]string{}
+	start := time.Now()
+	lap := func(step string) {
+		rep.Took[step] = time.Since(start).String()
+		start = time.Now()
+	}
 	if err := plan.PrepareRoot(); err != nil {
 		return fail("PrepareRoot", err)
 	}
@@ -217,6 +225,7 @@ func childRun() (rep report) {
 	} else if err := plan.MountAll(); err != nil {
 		return fail("MountAll", err)
 	}
+	lap("PrepareRoot+MountAll")
 	var err error
 	if rep.PreEnter, err = readMountinfo("/proc/self/mountinfo"); err != nil {
 		return fail("mountinfo", err)
@@ -241,12 +250,15 @@ func childRun() (rep report) {
 			}
 		}
 	}
+	start = time.Now()
 	if err := plan.EnterRoot(); err != nil {
 		return fail("EnterRoot", err)
 	}
+	lap("EnterRoot")
 	if err := plan.FinishRoot(); err != nil {
 		return fail("FinishRoot", err)
 	}
+	lap("FinishRoot")
 	// Without a proc mount in the spec there is no /proc to read inside.
 	if rep.Mountinfo, err = readMountinfo("/proc/self/mountinfo"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fail("mountinfo", err)
