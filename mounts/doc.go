@@ -1,5 +1,7 @@
-// Package mounts owns Root, Mounts, Linux.RootfsPropagation, Linux.MaskedPaths and
-// Linux.ReadonlyPaths of the OCI runtime spec, and the switch into the new root.
+// Package mounts owns Root, Mounts, Linux.RootfsPropagation, Linux.MaskedPaths,
+// Linux.ReadonlyPaths and Linux.MountLabel of the OCI runtime spec, and the switch into the new
+// root. (The mount label becomes the context= of tmpfs, devpts and mqueue mounts; without SELinux
+// the kernel refuses it and the mount fails.)
 //
 // [Plan] turns those fields into a [RootfsPlan]: pure, JSON-serialisable data that the parent
 // builds and sends to the container's init. Every spec error is found there, before any kernel

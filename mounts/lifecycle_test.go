@@ -175,3 +175,22 @@ func TestRootIsInitramfs(t *testing.T) {
 		t.Errorf("rootIsInitramfs() = true on a root of type %#x", st.Type)
 	}
 }
+
+// TestMountLabelWithoutSELinux: a mount label on a machine without SELinux fails the first mount
+// that would carry it, rather than being dropped.
+func TestMountLabelWithoutSELinux(t *testing.T) {
+	testutil.RequireRoot(t)
+	if _, err := os.Stat("/sys/fs/selinux"); err == nil {
+		t.Skip("skipped: SELinux is enabled here")
+	}
+	root := makeRootfs(t)
+	spec := &specs.Spec{
+		Root:   &specs.Root{Path: root},
+		Mounts: []specs.Mount{{Destination: "/proc", Type: "proc"}},
+		Linux:  &specs.Linux{MountLabel: "system_u:object_r:container_file_t:s0"},
+	}
+	rep := runChild(t, mustPlan(t, spec, Options{}), probe{})
+	if rep.Step != "MountAll" || !strings.Contains(rep.Err, "(/dev)") || !strings.Contains(rep.Err, "context=") {
+		t.Errorf("step %q err %q, want MountAll to fail on /dev's context", rep.Step, rep.Err)
+	}
+}

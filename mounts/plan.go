@@ -161,7 +161,36 @@ func Plan(spec *specs.Spec, opts Options) (*RootfsPlan, error) {
 		p.Mounts = append(p.Mounts, m)
 	}
 	p.planDev()
+	if spec.Linux != nil && spec.Linux.MountLabel != "" {
+		if err := p.label(spec.Linux.MountLabel); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// labelled are the filesystems that take linux.mountLabel as their SELinux context, as container
+// engines do it: the ones a container writes to that have no labels of their own.
+var labelled = map[string]bool{"tmpfs": true, "devpts": true, "mqueue": true}
+
+// label adds linux.mountLabel as the context= parameter of each such mount. Without SELinux the
+// kernel refuses the parameter, so a label that cannot be applied fails the mount, naming it.
+func (p *RootfsPlan) label(l string) error {
+	if err := checkString(l); err != nil {
+		return &Error{Field: "linux.mountLabel", Op: "plan", Err: err}
+	}
+	for i, m := range p.Mounts {
+		if m.Bind || !labelled[m.Type] {
+			continue
+		}
+		for _, d := range m.Data {
+			if d.Key == "context" {
+				return &Error{Field: m.Field, Path: m.Destination, Op: "plan", Err: fmt.Errorf("%w: both a context= option and linux.mountLabel", ErrInvalid)}
+			}
+		}
+		p.Mounts[i].Data = append(m.Data[:len(m.Data):len(m.Data)], Param{Key: "context", Value: l})
+	}
+	return nil
 }
 
 func cleanPaths(field string, in []string) ([]string, error) {

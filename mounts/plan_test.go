@@ -251,3 +251,36 @@ func BenchmarkPlan(b *testing.B) {
 		}
 	}
 }
+
+func TestPlanMountLabel(t *testing.T) {
+	const label = "system_u:object_r:container_file_t:s0:c1,c2"
+	spec := &specs.Spec{
+		Root: &specs.Root{Path: "/r"},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc"},
+			{Destination: "/tmp", Type: "tmpfs", Options: []string{"size=1m"}},
+			{Destination: "/data", Source: "/srv", Options: []string{"bind"}},
+		},
+		Linux: &specs.Linux{MountLabel: label},
+	}
+	p, err := Plan(spec, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, m := range p.Mounts {
+		for _, d := range m.Data {
+			if d.Key == "context" {
+				got[m.Destination] = d.Value
+			}
+		}
+	}
+	want := map[string]string{"/dev": label, "/dev/pts": label, "/dev/shm": label, "/tmp": label}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("contexts %v, want %v", got, want)
+	}
+	spec.Mounts[1].Options = append(spec.Mounts[1].Options, "context=x")
+	if _, err := Plan(spec, Options{}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "mounts[1]") {
+		t.Errorf("context= and mountLabel: %v", err)
+	}
+}
