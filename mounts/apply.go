@@ -3,6 +3,7 @@ package mounts
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/moby/sys/mountinfo"
@@ -327,4 +328,35 @@ func (p *RootfsPlan) Close() {
 		unix.Close(fd)
 		delete(p.state.idmapped, k)
 	}
+}
+
+// OpenInRoot opens path inside the container root the way every mount destination is resolved:
+// symlinks and ".." cannot leave the root, /proc magic links are refused. flags are open(2) flags
+// (O_PATH for a handle only; O_CREAT with mode creates the last component). For the caller's own
+// steps between PrepareRoot and FinishRoot, e.g. making device nodes or the working directory
+// (after EnterRoot the root is "/").
+func (p *RootfsPlan) OpenInRoot(path string, flags int, mode uint32) (*os.File, error) {
+	r, err := p.resolver()
+	if err != nil {
+		return nil, &Error{Field: "root.path", Path: path, Op: "open in root", Err: err}
+	}
+	fd, err := r.openFlags(path, flags, mode)
+	if err != nil {
+		return nil, &Error{Field: "root.path", Path: path, Op: "open in root", Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// MkdirAllInRoot creates path and its missing parents inside the container root, as mount points
+// are created, and returns an O_PATH handle of it.
+func (p *RootfsPlan) MkdirAllInRoot(path string) (*os.File, error) {
+	r, err := p.resolver()
+	if err != nil {
+		return nil, &Error{Field: "root.path", Path: path, Op: "mkdir in root", Err: err}
+	}
+	fd, err := r.mkdirAll(path)
+	if err != nil {
+		return nil, &Error{Field: "root.path", Path: path, Op: "mkdir in root", Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }

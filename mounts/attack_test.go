@@ -59,6 +59,11 @@ func TestSymlinkAttack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A working directory made through a link to a host directory stays inside the root too.
+	cwdVictim := hostDir(t, "cwd")
+	if err := os.Symlink(cwdVictim, filepath.Join(root, "work")); err != nil {
+		t.Fatal(err)
+	}
 	src := hostDir(t, "source")
 	if err := os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
@@ -74,11 +79,14 @@ func TestSymlinkAttack(t *testing.T) {
 	}
 	watch := []string{abs, rel, parent, file, filepath.Dir(root)}
 	before := hostMounts(t, watch...)
-	rep := runChild(t, mustPlan(t, spec, Options{}), probe{List: []string{abs, rel, parent + "/deeper", file}})
+	rep := runChild(t, mustPlan(t, spec, Options{}), probe{List: []string{abs, rel, parent + "/deeper", file}, Mkdir: []string{"/work/app/dir"}})
 	if rep.Err != "" {
 		t.Fatalf("%s: %s", rep.Step, rep.Err)
 	}
-	assertUntouched(t, rep, abs, rel, parent, file)
+	assertUntouched(t, rep, abs, rel, parent, file, cwdVictim)
+	if _, err := os.Stat(filepath.Join(root, cwdVictim, "app", "dir")); err != nil {
+		t.Errorf("MkdirAllInRoot did not create the directory inside the root: %v", err)
+	}
 	// The links were followed inside the root: the mounts are where the links point, under it.
 	for _, at := range []string{abs, rel, parent + "/deeper/dir", filepath.Join(file, "victim")} {
 		found := false

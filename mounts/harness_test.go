@@ -60,6 +60,7 @@ type probe struct {
 	Race     *race    `json:"race,omitempty"`
 	Exec     []string `json:"exec,omitempty"`   // a command run inside at the end; its output is reported
 	V2Only   bool     `json:"v2Only,omitempty"` // first turn the child's cgroup mounts into a pure v2 layout
+	Mkdir    []string `json:"mkdir,omitempty"`  // MkdirAllInRoot after EnterRoot (a working directory)
 }
 
 // race swaps Path between a directory and a symlink to Target while the mounts are made.
@@ -255,6 +256,13 @@ func childRun() (rep report) {
 		return fail("EnterRoot", err)
 	}
 	lap("EnterRoot")
+	for _, d := range pr.Mkdir {
+		f, err := plan.MkdirAllInRoot(d)
+		if err != nil {
+			return fail("MkdirAllInRoot", err)
+		}
+		f.Close()
+	}
 	if err := plan.FinishRoot(); err != nil {
 		return fail("FinishRoot", err)
 	}

@@ -63,8 +63,14 @@ func relative(path string) string {
 
 // open resolves path inside the root and returns an O_PATH fd (plus flags such as O_DIRECTORY).
 func (r *resolver) open(path string, flags int) (int, error) {
+	return r.openFlags(path, unix.O_PATH|flags, 0)
+}
+
+// openFlags is open with the caller's own open(2) flags and mode.
+func (r *resolver) openFlags(path string, flags int, mode uint32) (int, error) {
 	how := &unix.OpenHow{
-		Flags:   uint64(unix.O_PATH | unix.O_CLOEXEC | flags),
+		Flags:   uint64(unix.O_CLOEXEC | flags),
+		Mode:    uint64(mode),
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	}
 	for range 32 {
