@@ -21,6 +21,9 @@
 //	             spec's proc mount is the process's /proc
 //	FinishRoot   masked paths, read-only paths, then root.readonly
 //
+// Between PrepareRoot and FinishRoot, [RootfsPlan.OpenInRoot] and [RootfsPlan.MkdirAllInRoot] give
+// the caller's own steps (device nodes, the working directory) the same in-root resolution.
+//
 // Two steps belong to the parent, in the host's namespaces: [RootfsPlan.OpenIDMapped] makes the
 // idmapped mounts (the child, in its own user namespace, may not) for the child to attach after
 // [RootfsPlan.UseIDMapped]; and [RootfsPlan.Cleanup], at Destroy, for the one case where mounts
