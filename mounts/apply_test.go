@@ -65,10 +65,12 @@ func TestApplyFull(t *testing.T) {
 		Write:    []string{"/secret/new", "/rodir/new", "/newfile", "/tmp/ok", "/mnt/data/new", "/proc/sys/kernel/hostname", "/dev/shm/ok"},
 		List:     []string{"/secret", "/dev"},
 		Readlink: []string{"/dev/ptmx", "/dev/fd", "/dev/stdin", "/dev/stdout", "/dev/stderr"},
+		Exec:     []string{"/bin/sh", "-c", "echo $$; cat /etc/hostname; ls /dev/shm /secret; echo done"},
 	})
 	if rep.Err != "" {
 		t.Fatalf("%s: %s", rep.Step, rep.Err)
 	}
+	t.Logf("%d mounts; steps took %v", len(rep.Mountinfo), rep.Took)
 	wantTypes := map[string]string{
 		"/": "ext4", "/proc": "proc", "/sys": "sysfs", "/tmp": "tmpfs", "/dev": "tmpfs", "/dev/pts": "devpts",
 		"/dev/shm": "tmpfs", "/dev/mqueue": "mqueue", "/secret": "tmpfs", "/proc/acpi": "tmpfs",
@@ -156,6 +158,10 @@ func TestApplyFull(t *testing.T) {
 		if !slices.Contains(dev, n) {
 			t.Errorf("/dev lacks %s: %q", n, dev)
 		}
+	}
+	// busybox runs in the new root: pid 1 is the child itself, so the shell has another pid.
+	if lines := strings.Fields(rep.Exec); len(lines) < 3 || lines[1] != "libjail" || lines[len(lines)-1] != "done" {
+		t.Errorf("busybox in the root said %q", rep.Exec)
 	}
 	if after := hostMounts(t, filepath.Dir(root)); !slices.Equal(before, after) {
 		t.Errorf("host mount table changed under the test's directories:\nbefore %v\nafter  %v", before, after)

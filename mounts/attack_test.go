@@ -1,7 +1,6 @@
 package mounts
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,6 +59,11 @@ func TestSymlinkAttack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A working directory made through a link to a host directory stays inside the root too.
+	cwdVictim := hostDir(t, "cwd")
+	if err := os.Symlink(cwdVictim, filepath.Join(root, "work")); err != nil {
+		t.Fatal(err)
+	}
 	src := hostDir(t, "source")
 	if err := os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
@@ -75,11 +79,14 @@ func TestSymlinkAttack(t *testing.T) {
 	}
 	watch := []string{abs, rel, parent, file, filepath.Dir(root)}
 	before := hostMounts(t, watch...)
-	rep := runChild(t, mustPlan(t, spec, Options{}), probe{List: []string{abs, rel, parent + "/deeper", file}})
+	rep := runChild(t, mustPlan(t, spec, Options{}), probe{List: []string{abs, rel, parent + "/deeper", file}, Mkdir: []string{"/work/app/dir"}})
 	if rep.Err != "" {
 		t.Fatalf("%s: %s", rep.Step, rep.Err)
 	}
-	assertUntouched(t, rep, abs, rel, parent, file)
+	assertUntouched(t, rep, abs, rel, parent, file, cwdVictim)
+	if _, err := os.Stat(filepath.Join(root, cwdVictim, "app", "dir")); err != nil {
+		t.Errorf("MkdirAllInRoot did not create the directory inside the root: %v", err)
+	}
 	// The links were followed inside the root: the mounts are where the links point, under it.
 	for _, at := range []string{abs, rel, parent + "/deeper/dir", filepath.Join(file, "victim")} {
 		found := false
@@ -103,46 +110,96 @@ func TestSymlinkAttack(t *testing.T) {
 	if rep.Step != "MountAll" || !strings.Contains(rep.Err, "mounts[1]") || !strings.Contains(rep.Err, ErrUnsafe.Error()) {
 		t.Errorf("mount through a link into /proc: step %q err %q, want MountAll refused for safety", rep.Step, rep.Err)
 	}
-}
-
-// TestSymlinkRace swaps a mount destination between a directory and a symlink to a host directory
-// while the child mounts onto it again and again: whatever the timing, nothing reaches the host.
-func TestSymlinkRace(t *testing.T) {
-	testutil.RequireRoot(t)
-	root := makeRootfs(t)
-	victim := hostDir(t, "victim")
-	if err := os.Mkdir(filepath.Join(root, "mnt", "race"), 0o755); err != nil {
+	// And through a link to /proc itself: a tmpfs would hide the real procfs behind a fake one.
+	if err := os.Symlink("/proc", filepath.Join(root, "mnt", "procdir")); err != nil {
 		t.Fatal(err)
 	}
-	spec := &specs.Spec{
-		Root:   &specs.Root{Path: root},
-		Mounts: []specs.Mount{{Destination: "/dev", Source: "/dev", Options: []string{"rbind"}}, {Destination: "/mnt/race/sub", Type: "tmpfs"}},
+	spec.Mounts[1] = specs.Mount{Destination: "/mnt/procdir", Type: "tmpfs"}
+	rep = runChild(t, mustPlan(t, spec, Options{}), probe{})
+	if rep.Step != "MountAll" || !strings.Contains(rep.Err, "mounts[1]") || !strings.Contains(rep.Err, ErrUnsafe.Error()) {
+		t.Errorf("tmpfs through a link onto /proc: step %q err %q, want MountAll refused for safety", rep.Step, rep.Err)
 	}
-	rounds := 500
-	if testing.Short() {
-		rounds = 50
+	// A /proc that is itself a symlink (to a directory a later tmpfs covers) is refused.
+	if err := os.Remove(filepath.Join(root, "proc")); err != nil {
+		t.Fatal(err)
 	}
-	before := hostMounts(t, victim)
-	rep := runChild(t, mustPlan(t, spec, Options{}), probe{Race: &race{Path: "mnt/race", Target: victim, Rounds: rounds}})
-	if rep.Err != "" {
-		t.Fatalf("%s: %s", rep.Step, rep.Err)
+	if err := os.Symlink("/tmp/fakeproc", filepath.Join(root, "proc")); err != nil {
+		t.Fatal(err)
 	}
-	if rep.RaceRounds < 2 {
-		t.Fatalf("the swapper ran %d times; the race was not exercised", rep.RaceRounds)
+	spec.Mounts = []specs.Mount{{Destination: "/proc", Type: "proc"}, {Destination: "/tmp", Type: "tmpfs"}}
+	rep = runChild(t, mustPlan(t, spec, Options{}), probe{})
+	if rep.Step != "MountAll" || !strings.Contains(rep.Err, "mounts[0]") || !strings.Contains(rep.Err, "symlink") {
+		t.Errorf("proc onto a symlinked /proc: step %q err %q, want MountAll refused", rep.Step, rep.Err)
 	}
-	t.Logf("%d mount rounds against %d swaps", rounds, rep.RaceRounds)
-	for _, m := range rep.PreEnter {
-		if strings.HasPrefix(m.Mountpoint, victim) {
-			t.Errorf("the race reached the host directory: %+v", m)
-		}
+
+	// A /dev that is a symlink to a host directory: the device nodes are made under
+	// Rootfs()/dev by path, so it is refused rather than followed (even inside the root).
+	devTarget := hostDir(t, "dev-target")
+	if err := os.Remove(filepath.Join(root, "dev")); err != nil {
+		t.Fatal(err)
 	}
-	// The swapper itself renames inside the root only; the victim must still be empty.
-	if ents, err := os.ReadDir(victim); err != nil || len(ents) != 0 {
-		t.Errorf("victim changed: %v %v", ents, err)
+	if err := os.Symlink(devTarget, filepath.Join(root, "dev")); err != nil {
+		t.Fatal(err)
 	}
-	if after := hostMounts(t, victim); !slices.Equal(before, after) {
-		t.Errorf("host mount table changed:\nbefore %v\nafter  %v", before, after)
+	spec.Mounts = nil
+	rep = runChild(t, mustPlan(t, spec, Options{}), probe{})
+	if rep.Step != "MountAll" || !strings.Contains(rep.Err, "(/dev)") || !strings.Contains(rep.Err, "symlink") {
+		t.Errorf("/dev as a symlink: step %q err %q, want MountAll refused", rep.Step, rep.Err)
 	}
+	assertUntouched(t, rep, devTarget)
 }
 
-var _ = errors.Is
+// TestSymlinkRace swaps a path between a directory and a symlink to a host directory while the
+// child mounts again and again, both on a path below it and on the path itself (a bind of a
+// directory and a tmpfs): whatever the timing, nothing reaches the host.
+func TestSymlinkRace(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, tt := range []struct {
+		name  string
+		mount specs.Mount
+	}{
+		{"parent", specs.Mount{Destination: "/mnt/race/sub", Type: "tmpfs"}},
+		{"itself", specs.Mount{Destination: "/mnt/race", Type: "tmpfs"}},
+		{"bind", specs.Mount{Destination: "/mnt/race", Source: "/etc", Options: []string{"bind", "ro"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := makeRootfs(t)
+			victim := hostDir(t, "victim")
+			if err := os.Mkdir(filepath.Join(root, "mnt", "race"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			spec := &specs.Spec{
+				Root:   &specs.Root{Path: root},
+				Mounts: []specs.Mount{{Destination: "/dev", Source: "/dev", Options: []string{"rbind"}}, tt.mount},
+			}
+			rounds := 300
+			if testing.Short() {
+				rounds = 30
+			}
+			before := hostMounts(t, victim)
+			rep := runChild(t, mustPlan(t, spec, Options{}), probe{Race: &race{Path: "mnt/race", Target: victim, Rounds: rounds}})
+			if rep.Err != "" {
+				t.Fatalf("%s: %s", rep.Step, rep.Err)
+			}
+			if rep.RaceRounds < 2 {
+				t.Fatalf("the path was swapped %d times; the race was not exercised", rep.RaceRounds)
+			}
+			inRoot := 0
+			for _, m := range rep.PreEnter {
+				if strings.HasPrefix(m.Mountpoint, victim) {
+					t.Errorf("the race reached the host directory: %+v", m)
+				}
+				if strings.HasPrefix(m.Mountpoint, root+"/") && m.Mountpoint != root+"/dev" && !strings.HasPrefix(m.Mountpoint, root+"/dev/") {
+					inRoot++
+				}
+			}
+			t.Logf("%d swaps; %d mounts landed inside the root", rep.RaceRounds, inRoot)
+			if ents, err := os.ReadDir(victim); err != nil || len(ents) != 0 {
+				t.Errorf("victim changed: %v %v", ents, err)
+			}
+			if after := hostMounts(t, victim); !slices.Equal(before, after) {
+				t.Errorf("host mount table changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+}

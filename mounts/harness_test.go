@@ -10,10 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/libjail/libjail/internal/testutil"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -26,11 +28,18 @@ const (
 	envChild = "LIBJAIL_MOUNTS_TEST_CHILD"
 	envPlan  = "LIBJAIL_MOUNTS_TEST_PLAN"
 	envProbe = "LIBJAIL_MOUNTS_TEST_PROBE"
+	envHold  = "LIBJAIL_MOUNTS_TEST_HOLD"
+	envFiles = "LIBJAIL_MOUNTS_TEST_FILES" // how many idmapped mounts arrive as fds 3...
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envChild) != "" {
 		os.Exit(childMain())
+	}
+	if os.Getenv(envHold) != "" {
+		// Keep a namespace alive until the parent closes our stdin.
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
 	}
 	// Start the runtime's netpoller (epoll + eventfd) now: os/exec would open it mid-run, and
 	// CheckFDLeaks then takes its own /proc/self/fd handle, at a new number, for a leak.
@@ -49,6 +58,9 @@ type probe struct {
 	List     []string `json:"list,omitempty"`
 	Readlink []string `json:"readlink,omitempty"`
 	Race     *race    `json:"race,omitempty"`
+	Exec     []string `json:"exec,omitempty"`   // a command run inside at the end; its output is reported
+	V2Only   bool     `json:"v2Only,omitempty"` // first turn the child's cgroup mounts into a pure v2 layout
+	Mkdir    []string `json:"mkdir,omitempty"`  // MkdirAllInRoot after EnterRoot (a working directory)
 }
 
 // race swaps Path between a directory and a symlink to Target while the mounts are made.
@@ -62,6 +74,8 @@ type statResult struct {
 	Err  string `json:"err,omitempty"`
 	Mode uint32 `json:"mode"`
 	Rdev uint64 `json:"rdev"`
+	UID  uint32 `json:"uid"`
+	GID  uint32 `json:"gid"`
 }
 
 func (s statResult) isChr(major, minor uint32) bool {
@@ -69,6 +83,7 @@ func (s statResult) isChr(major, minor uint32) bool {
 }
 
 type mountLine struct {
+	Root       string `json:"root"` // the path inside the filesystem that is mounted
 	Mountpoint string `json:"mountpoint"`
 	FSType     string `json:"fstype"`
 	Source     string `json:"source"`
@@ -87,7 +102,9 @@ type report struct {
 	Write      map[string]string     `json:"write,omitempty"` // "ok" or "error: ..."
 	List       map[string][]string   `json:"list,omitempty"`
 	Readlink   map[string]string     `json:"readlink,omitempty"`
-	RaceRounds int                   `json:"raceRounds,omitempty"`
+	RaceRounds int                   `json:"raceRounds,omitempty"` // swaps that happened
+	Exec       string                `json:"exec,omitempty"`
+	Took       map[string]string     `json:"took,omitempty"` // how long each step took
 }
 
 func (r report) mount(at string) (mountLine, bool) {
@@ -122,7 +139,7 @@ func readMountinfo(path string) ([]mountLine, error) {
 			return nil, fmt.Errorf("bad mountinfo line %q", s.Text())
 		}
 		out = append(out, mountLine{
-			Mountpoint: unescape(fields[4]), Options: fields[5], Optional: strings.Join(fields[6:sep], " "),
+			Root: unescape(fields[3]), Mountpoint: unescape(fields[4]), Options: fields[5], Optional: strings.Join(fields[6:sep], " "),
 			FSType: fields[sep+1], Source: unescape(fields[sep+2]), Super: fields[sep+3],
 		})
 	}
@@ -156,6 +173,37 @@ func childRun() (rep report) {
 		rep.Step, rep.Err = step, err.Error()
 		return rep
 	}
+	if pr.V2Only {
+		// Only in the child's own mount namespace: the host keeps its layout.
+		if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			return fail("v2only", err)
+		}
+		if err := unix.Unmount("/sys/fs/cgroup", unix.MNT_DETACH); err != nil {
+			return fail("v2only", err)
+		}
+		if err := unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, ""); err != nil {
+			return fail("v2only", err)
+		}
+	}
+	if n, _ := strconv.Atoi(os.Getenv(envFiles)); n > 0 {
+		var files []*os.File
+		for i := range n {
+			files = append(files, os.NewFile(uintptr(3+i), "idmapped"))
+		}
+		err := plan.UseIDMapped(files)
+		for _, f := range files {
+			f.Close()
+		}
+		if err != nil {
+			return fail("UseIDMapped", err)
+		}
+	}
+	rep.Took = map[string]string{}
+	start := time.Now()
+	lap := func(step string) {
+		rep.Took[step] = time.Since(start).String()
+		start = time.Now()
+	}
 	if err := plan.PrepareRoot(); err != nil {
 		return fail("PrepareRoot", err)
 	}
@@ -164,37 +212,61 @@ func childRun() (rep report) {
 	if pr.Race != nil {
 		var swaps atomic.Int64
 		go swapper(filepath.Join(plan.Rootfs(), pr.Race.Path), pr.Race.Target, &swaps, stop, done)
+		racePath := filepath.Join(plan.Rootfs(), pr.Race.Path)
 		for i := 0; i < pr.Race.Rounds || swaps.Load() < int64(pr.Race.Rounds); i++ {
 			// Errors are expected while the path changes under us; escapes are not.
 			_ = plan.MountAll()
+			// A mount on the raced path would pin it (a mount point cannot be renamed): take it
+			// off again, without following a symlink that may be there now.
+			for unix.Unmount(racePath, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW) == nil {
+			}
 		}
 		close(stop)
 		rep.RaceRounds = <-done
 	} else if err := plan.MountAll(); err != nil {
 		return fail("MountAll", err)
 	}
+	lap("PrepareRoot+MountAll")
 	var err error
 	if rep.PreEnter, err = readMountinfo("/proc/self/mountinfo"); err != nil {
 		return fail("mountinfo", err)
 	}
 	if plan.PrivateDev() {
-		// What the devices package does for the root package: a few default nodes.
+		// What the devices package does for the root package: a few default nodes, bound from
+		// the host's inside a user namespace (where mknod is not allowed).
 		for _, n := range []struct {
 			name         string
 			major, minor uint32
 		}{{"null", 1, 3}, {"zero", 1, 5}} {
 			p := filepath.Join(plan.Rootfs(), "dev", n.name)
-			if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
+			if plan.UserNamespace {
+				if err := os.WriteFile(p, nil, 0o666); err != nil {
+					return fail("node", err)
+				}
+				if err := unix.Mount("/dev/"+n.name, p, "", unix.MS_BIND, ""); err != nil {
+					return fail("node", err)
+				}
+			} else if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
 				return fail("mknod", err)
 			}
 		}
 	}
+	start = time.Now()
 	if err := plan.EnterRoot(); err != nil {
 		return fail("EnterRoot", err)
+	}
+	lap("EnterRoot")
+	for _, d := range pr.Mkdir {
+		f, err := plan.MkdirAllInRoot(d)
+		if err != nil {
+			return fail("MkdirAllInRoot", err)
+		}
+		f.Close()
 	}
 	if err := plan.FinishRoot(); err != nil {
 		return fail("FinishRoot", err)
 	}
+	lap("FinishRoot")
 	// Without a proc mount in the spec there is no /proc to read inside.
 	if rep.Mountinfo, err = readMountinfo("/proc/self/mountinfo"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fail("mountinfo", err)
@@ -205,7 +277,7 @@ func childRun() (rep report) {
 		if err := unix.Lstat(p, &st); err != nil {
 			rep.Stat[p] = statResult{Err: err.Error()}
 		} else {
-			rep.Stat[p] = statResult{Mode: st.Mode, Rdev: st.Rdev}
+			rep.Stat[p] = statResult{Mode: st.Mode, Rdev: st.Rdev, UID: st.Uid, GID: st.Gid}
 		}
 	}
 	rep.Read = map[string]string{}
@@ -245,6 +317,13 @@ func childRun() (rep report) {
 		}
 		rep.Readlink[p] = l
 	}
+	if len(pr.Exec) > 0 {
+		out, err := exec.Command(pr.Exec[0], pr.Exec[1:]...).CombinedOutput()
+		rep.Exec = string(out)
+		if err != nil {
+			rep.Exec += "error: " + err.Error()
+		}
+	}
 	return rep
 }
 
@@ -273,14 +352,35 @@ func swapper(path, target string, swaps *atomic.Int64, stop <-chan struct{}, don
 		} else {
 			_ = os.Mkdir(tmp, 0o755)
 		}
-		_ = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE)
-		n++
+		// A path that became a mount point cannot be renamed (EBUSY): count what happened.
+		if unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE) == nil {
+			n++
+		}
 		swaps.Add(1)
 	}
 }
 
 // runChild applies plan in a child in new mount and pid namespaces and returns its report.
 func runChild(t *testing.T, plan *RootfsPlan, pr probe) report {
+	t.Helper()
+	return runChildFlags(t, plan, pr, 0)
+}
+
+// runChildFlags is runChild with more namespaces (CLONE_NEW*) for the child.
+func runChildFlags(t *testing.T, plan *RootfsPlan, pr probe, cloneflags uintptr) report {
+	t.Helper()
+	return runChildFiles(t, plan, pr, cloneflags, nil)
+}
+
+// runChildFiles is runChildFlags passing idmapped mounts made by OpenIDMapped.
+func runChildFiles(t *testing.T, plan *RootfsPlan, pr probe, cloneflags uintptr, files []*os.File) report {
+	t.Helper()
+	return runChildAttr(t, plan, pr, &syscall.SysProcAttr{Cloneflags: cloneflags}, files, os.Args[0])
+}
+
+// runChildAttr runs exe (this test binary or a copy) as the child with attr (its Cloneflags get
+// CLONE_NEWNS|CLONE_NEWPID added).
+func runChildAttr(t *testing.T, plan *RootfsPlan, pr probe, attr *syscall.SysProcAttr, files []*os.File, exe string) report {
 	t.Helper()
 	pj, err := json.Marshal(plan)
 	if err != nil {
@@ -290,9 +390,12 @@ func runChild(t *testing.T, plan *RootfsPlan, pr probe) report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"=1", envPlan+"="+string(pj), envProbe+"="+string(prj))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), envChild+"=1", envPlan+"="+string(pj), envProbe+"="+string(prj), envFiles+"="+strconv.Itoa(len(files)))
+	cmd.ExtraFiles = files
+	attr.Cloneflags |= unix.CLONE_NEWNS | unix.CLONE_NEWPID
+	attr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr = attr
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -301,6 +404,9 @@ func runChild(t *testing.T, plan *RootfsPlan, pr probe) report {
 	var rep report
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("child output: %v\n%s\nstderr: %s", err, stdout.String(), stderr.String())
+	}
+	if rep.Err != "" && stderr.Len() > 0 {
+		t.Logf("child stderr: %s", stderr.String())
 	}
 	return rep
 }
@@ -313,9 +419,11 @@ func hostMounts(t *testing.T, under ...string) []mountLine {
 		t.Fatal(err)
 	}
 	var out []mountLine
+	ours := fmt.Sprintf("-%d-", os.Getpid()) // names from testutil.Name in this process
 	for _, m := range all {
 		for _, u := range under {
-			if m.Mountpoint == u || strings.HasPrefix(m.Mountpoint, u+"/") || strings.Contains(m.Mountpoint, testutil.Prefix) {
+			if m.Mountpoint == u || strings.HasPrefix(m.Mountpoint, u+"/") ||
+				(strings.Contains(m.Mountpoint, testutil.Prefix) && strings.Contains(m.Mountpoint, ours)) {
 				out = append(out, m)
 				break
 			}
@@ -360,4 +468,37 @@ func mustPlan(t *testing.T, spec *specs.Spec, opts Options) *RootfsPlan {
 
 func isErr(s string, errno unix.Errno) bool {
 	return strings.HasPrefix(s, "error: ") && strings.HasSuffix(s, errno.Error())
+}
+
+// userns starts a process in a new user namespace with the given mappings and returns an fd of that
+// namespace; the process ends with the test.
+func userns(t *testing.T, uids, gids []specs.LinuxIDMapping) *os.File {
+	t.Helper()
+	conv := func(in []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+		var out []syscall.SysProcIDMap
+		for _, m := range in {
+			out = append(out, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		return out
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envHold+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER, UidMappings: conv(uids), GidMappings: conv(gids), Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	// The maps are written before the child execs; the ns file is ready once Start returns.
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -35,6 +36,9 @@ type RootfsPlan struct {
 	NoPivot         bool     `json:"noPivot,omitempty"`
 	UserNamespace   bool     `json:"userNamespace,omitempty"`
 	CgroupNamespace bool     `json:"cgroupNamespace,omitempty"`
+	// NewCgroupNamespace: the spec creates the cgroup namespace (rather than joining one), so its
+	// root must be the container's own cgroup.
+	NewCgroupNamespace bool `json:"newCgroupNamespace,omitempty"`
 
 	log   *slog.Logger
 	state applyState
@@ -54,6 +58,8 @@ type Mount struct {
 	Data        []Param  `json:"data,omitempty"`      // filesystem parameters for fsconfig
 	Propagation []uint64 `json:"propagation,omitempty"`
 	IDMap       *IDMap   `json:"idmap,omitempty"`
+
+	literal bool // a "cgroup" mount built by mountCgroup: a real cgroup v1 filesystem
 }
 
 // SetLogger sets where warnings go (nil: nowhere); a RootfsPlan decoded from JSON has none.
@@ -102,6 +108,9 @@ func Plan(spec *specs.Spec, opts Options) (*RootfsPlan, error) {
 		return nil, &Error{Field: "root.path", Op: "plan", Err: fmt.Errorf("%w: missing", ErrInvalid)}
 	}
 	root := spec.Root.Path
+	if err := checkString(root); err != nil {
+		return nil, &Error{Field: "root.path", Op: "plan", Err: err}
+	}
 	if !filepath.IsAbs(root) {
 		if opts.BundleDir == "" || !filepath.IsAbs(opts.BundleDir) {
 			return nil, &Error{Field: "root.path", Op: "plan", Err: fmt.Errorf("%w: %q is relative and the bundle directory is not an absolute path", ErrInvalid, root)}
@@ -125,7 +134,8 @@ func Plan(spec *specs.Spec, opts Options) (*RootfsPlan, error) {
 			case specs.UserNamespace:
 				p.UserNamespace = true
 			case specs.CgroupNamespace:
-				p.CgroupNamespace = p.CgroupNamespace || ns.Path == ""
+				p.CgroupNamespace = true
+				p.NewCgroupNamespace = ns.Path == ""
 			}
 		}
 		if l.RootfsPropagation != "" {
@@ -151,12 +161,44 @@ func Plan(spec *specs.Spec, opts Options) (*RootfsPlan, error) {
 		p.Mounts = append(p.Mounts, m)
 	}
 	p.planDev()
+	if spec.Linux != nil && spec.Linux.MountLabel != "" {
+		if err := p.label(spec.Linux.MountLabel); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// labelled are the filesystems that take linux.mountLabel as their SELinux context, as container
+// engines do it: the ones a container writes to that have no labels of their own.
+var labelled = map[string]bool{"tmpfs": true, "devpts": true, "mqueue": true}
+
+// label adds linux.mountLabel as the context= parameter of each such mount. Without SELinux the
+// kernel refuses the parameter, so a label that cannot be applied fails the mount, naming it.
+func (p *RootfsPlan) label(l string) error {
+	if err := checkString(l); err != nil {
+		return &Error{Field: "linux.mountLabel", Op: "plan", Err: err}
+	}
+	for i, m := range p.Mounts {
+		if m.Bind || !labelled[m.Type] {
+			continue
+		}
+		for _, d := range m.Data {
+			if d.Key == "context" {
+				return &Error{Field: m.Field, Path: m.Destination, Op: "plan", Err: fmt.Errorf("%w: both a context= option and linux.mountLabel", ErrInvalid)}
+			}
+		}
+		p.Mounts[i].Data = append(m.Data[:len(m.Data):len(m.Data)], Param{Key: "context", Value: l})
+	}
+	return nil
 }
 
 func cleanPaths(field string, in []string) ([]string, error) {
 	var out []string
 	for i, s := range in {
+		if err := checkString(s); err != nil {
+			return nil, &Error{Field: fmt.Sprintf("%s[%d]", field, i), Op: "plan", Err: err}
+		}
 		if !filepath.IsAbs(s) {
 			return nil, &Error{Field: fmt.Sprintf("%s[%d]", field, i), Path: s, Op: "plan", Err: fmt.Errorf("%w: not an absolute path", ErrInvalid)}
 		}
@@ -172,6 +214,11 @@ func cleanPaths(field string, in []string) ([]string, error) {
 func (p *RootfsPlan) planMount(field string, sm specs.Mount, bundle string) (Mount, error) {
 	fail := func(err error) (Mount, error) {
 		return Mount{}, &Error{Field: field, Path: sm.Destination, Op: "plan", Err: err}
+	}
+	for _, str := range append([]string{sm.Destination, sm.Type, sm.Source}, sm.Options...) {
+		if err := checkString(str); err != nil {
+			return fail(err)
+		}
 	}
 	if !filepath.IsAbs(sm.Destination) {
 		return fail(fmt.Errorf("%w: destination is not an absolute path", ErrInvalid))
@@ -236,6 +283,9 @@ func (p *RootfsPlan) planMount(field string, sm specs.Mount, bundle string) (Mou
 			// A new filesystem has no submounts yet: the recursive form is the plain one.
 			m.Attr = Attr{Set: m.Attr.Set&^m.RecAttr.Clr | m.RecAttr.Set, Clr: m.Attr.Clr&^m.RecAttr.Set | m.RecAttr.Clr}
 			m.RecAttr = Attr{}
+		}
+		if sm.Type == "cgroup" && (len(o.data) > 0 || len(o.sb) > 1 || len(o.sb) == 1 && o.sb[0] != "ro" && o.sb[0] != "rw") {
+			return fail(fmt.Errorf("%w: filesystem options on a cgroup mount (the view is built from the container's own cgroups)", ErrUnsupported))
 		}
 		m.Type = sm.Type
 		m.SBFlags = o.sb
@@ -320,7 +370,11 @@ func (m Mount) String() string {
 	var opts []string
 	opts = append(opts, attrNames(m.Attr, "")...)
 	opts = append(opts, attrNames(m.RecAttr, "r")...)
-	opts = append(opts, m.SBFlags...)
+	for _, f := range m.SBFlags {
+		if f != "ro" && f != "rw" { // the superblock's ro/rw mirror the mount's, shown above
+			opts = append(opts, f)
+		}
+	}
 	for _, d := range m.Data {
 		opts = append(opts, d.String())
 	}
@@ -380,4 +434,16 @@ func propagationName(f uint64) string {
 		}
 	}
 	return fmt.Sprintf("%#x", f)
+}
+
+// checkString refuses what the kernel would truncate (NUL) and what JSON, which carries the plan to
+// the child, cannot carry unchanged (invalid UTF-8).
+func checkString(s string) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("%w: %q contains a NUL byte", ErrInvalid, s)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalid, s)
+	}
+	return nil
 }

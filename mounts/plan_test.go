@@ -224,3 +224,63 @@ readonly /proc/sys
 		t.Errorf("Rootfs() = %q", p.Rootfs())
 	}
 }
+
+// BenchmarkPlan plans the mounts of a spec like the ones container engines send.
+func BenchmarkPlan(b *testing.B) {
+	spec := &specs.Spec{
+		Root: &specs.Root{Path: "rootfs", Readonly: true},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+			{Destination: "/etc/hosts", Source: "/var/lib/c/hosts", Options: []string{"rbind", "rprivate"}},
+		},
+		Linux: &specs.Linux{
+			MaskedPaths:   []string{"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"},
+			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+		},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Plan(spec, Options{BundleDir: "/run/bundle"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestPlanMountLabel(t *testing.T) {
+	const label = "system_u:object_r:container_file_t:s0:c1,c2"
+	spec := &specs.Spec{
+		Root: &specs.Root{Path: "/r"},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc"},
+			{Destination: "/tmp", Type: "tmpfs", Options: []string{"size=1m"}},
+			{Destination: "/data", Source: "/srv", Options: []string{"bind"}},
+		},
+		Linux: &specs.Linux{MountLabel: label},
+	}
+	p, err := Plan(spec, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, m := range p.Mounts {
+		for _, d := range m.Data {
+			if d.Key == "context" {
+				got[m.Destination] = d.Value
+			}
+		}
+	}
+	want := map[string]string{"/dev": label, "/dev/pts": label, "/dev/shm": label, "/tmp": label}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("contexts %v, want %v", got, want)
+	}
+	spec.Mounts[1].Options = append(spec.Mounts[1].Options, "context=x")
+	if _, err := Plan(spec, Options{}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "mounts[1]") {
+		t.Errorf("context= and mountLabel: %v", err)
+	}
+}

@@ -23,7 +23,27 @@ func openRoot(path string) (*resolver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open root %s: %w", path, err)
 	}
-	return &resolver{root: fd, path: path}, nil
+	r, err := newResolver(fd, path)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return r, nil
+}
+
+// newResolver takes over fd, the root directory known to the caller as path.
+func newResolver(fd int, path string) (*resolver, error) {
+	// Inside the new root ("/") there may be no /proc, and nothing to resolve.
+	if path == "/" {
+		return &resolver{root: fd, path: "/"}, nil
+	}
+	// The kernel's name for it: fdPath compares against what readlink of an fd says, and the
+	// caller's path may go through symlinks.
+	real, err := readlinkFD(fd)
+	if err != nil {
+		return nil, fmt.Errorf("resolve root %s: %w", path, err)
+	}
+	return &resolver{root: fd, path: real}, nil
 }
 
 func (r *resolver) close() {
@@ -43,8 +63,14 @@ func relative(path string) string {
 
 // open resolves path inside the root and returns an O_PATH fd (plus flags such as O_DIRECTORY).
 func (r *resolver) open(path string, flags int) (int, error) {
+	return r.openFlags(path, unix.O_PATH|flags, 0)
+}
+
+// openFlags is open with the caller's own open(2) flags and mode.
+func (r *resolver) openFlags(path string, flags int, mode uint32) (int, error) {
 	how := &unix.OpenHow{
-		Flags:   uint64(unix.O_PATH | unix.O_CLOEXEC | flags),
+		Flags:   uint64(unix.O_CLOEXEC | flags),
+		Mode:    uint64(mode),
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	}
 	for range 32 {

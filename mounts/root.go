@@ -24,16 +24,17 @@ func (p *RootfsPlan) EnterRoot() error {
 		}
 	}
 	if noPivot {
-		err = moveRoot(p.Root)
+		err = moveRoot(r.root)
 	} else {
 		err = pivotRoot(r.root)
 	}
 	if err != nil {
 		return &Error{Field: "root.path", Path: p.Root, Op: "enter root", Err: err}
 	}
-	if p.RootPropagation != 0 {
+	if p.RootPropagation != 0 && p.RootPropagation&unix.MS_UNBINDABLE == 0 {
 		// Applied to the new "/" now, not to its source before the switch, where it could
-		// join a peer group with the host.
+		// join a peer group with the host. Unbindable waits for the end of FinishRoot: masks
+		// and read-only paths are binds.
 		if err := unix.Mount("", "/", "", uintptr(p.RootPropagation), ""); err != nil {
 			return &Error{Field: "linux.rootfsPropagation", Path: "/", Op: "mount propagation", Err: err}
 		}
@@ -48,15 +49,22 @@ func (p *RootfsPlan) EnterRoot() error {
 }
 
 // pivotRoot uses the pivot_root(".", ".") form: the old root ends up stacked on the new one, is made
-// rslave so its unmount cannot propagate anywhere, and is detached.
+// rslave so its unmount cannot propagate anywhere, and is detached. The old root is named by an fd
+// taken before the pivot: a path (".") would name the new root, and make the container's own
+// mounts slaves too, losing the propagation the spec asked for.
 func pivotRoot(root int) error {
+	old, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open old root: %w", err)
+	}
+	defer unix.Close(old)
 	if err := unix.Fchdir(root); err != nil {
 		return fmt.Errorf("fchdir to root: %w", err)
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
 		return fmt.Errorf("pivot_root: %w", err)
 	}
-	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+	if err := unix.MountSetattr(old, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Propagation: unix.MS_SLAVE}); err != nil {
 		return fmt.Errorf("make old root rslave: %w", err)
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
@@ -68,13 +76,15 @@ func pivotRoot(root int) error {
 	return nil
 }
 
-// moveRoot is the fallback for roots pivot_root cannot leave (the initramfs). The old root stays
-// reachable to a process with CAP_SYS_CHROOT, which is why pivot_root is preferred.
-func moveRoot(root string) error {
-	if err := unix.Chdir(root); err != nil {
-		return fmt.Errorf("chdir to root: %w", err)
+// moveRoot is the fallback for roots pivot_root cannot leave (the initramfs): the root's mount is
+// moved onto "/" and the process chroots into it. The old root stays reachable to a process with
+// CAP_SYS_CHROOT, which is why pivot_root is preferred.
+func moveRoot(root int) error {
+	if err := unix.Fchdir(root); err != nil {
+		return fmt.Errorf("fchdir to root: %w", err)
 	}
-	if err := unix.Mount(root, "/", "", unix.MS_MOVE, ""); err != nil {
+	// "." is the root of the root's own mount (the bind PrepareRoot made).
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
 		return fmt.Errorf("move root onto /: %w", err)
 	}
 	if err := unix.Chroot("."); err != nil {
@@ -115,7 +125,7 @@ func (p *RootfsPlan) FinishRoot() error {
 	if err != nil {
 		return &Error{Field: "linux.maskedPaths", Op: "finish root", Err: err}
 	}
-	defer func() { r.close(); p.state.r = nil }()
+	defer p.Close()
 	for i, path := range p.MaskedPaths {
 		if err := r.mask(path); err != nil {
 			return &Error{Field: fmt.Sprintf("linux.maskedPaths[%d]", i), Path: path, Op: "mask", Err: err}
@@ -124,6 +134,11 @@ func (p *RootfsPlan) FinishRoot() error {
 	for i, path := range p.ReadonlyPaths {
 		if err := r.readonly(path); err != nil {
 			return &Error{Field: fmt.Sprintf("linux.readonlyPaths[%d]", i), Path: path, Op: "make read-only", Err: err}
+		}
+	}
+	if p.RootPropagation&unix.MS_UNBINDABLE != 0 {
+		if err := unix.Mount("", "/", "", uintptr(p.RootPropagation), ""); err != nil {
+			return &Error{Field: "linux.rootfsPropagation", Path: "/", Op: "mount propagation", Err: err}
 		}
 	}
 	if p.Readonly {
@@ -151,7 +166,7 @@ func (r *resolver) mask(path string) error {
 	}
 	var tree int
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		tree, err = newFilesystem(Mount{Type: "tmpfs", Source: "tmpfs", Data: []Param{{Key: "size", Value: "0"}, {Key: "mode", Value: "0555"}}})
+		tree, err = newFilesystem(Mount{Type: "tmpfs", Source: "tmpfs", Data: []Param{{Key: "size", Value: "4k"}, {Key: "mode", Value: "0555"}}})
 		if err == nil {
 			err = setattr(tree, false, Attr{Set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC})
 			if err != nil {
