@@ -93,6 +93,30 @@ func TestPureCgroupV2(t *testing.T) {
 	}
 }
 
+// TestGuestDevices checks what the lane adds for other packages' tests: a disk at 254:0 standing for
+// the VM's root disk and holding /tmp as ext4 (as on the host), loop devices, and the overlay
+// filesystem (modules loaded by /init).
+func TestGuestDevices(t *testing.T) {
+	requireGuest(t)
+	for path, want := range map[string][2]uint32{"/dev/vda": {254, 0}, "/dev/loop0": {7, 0}} {
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			t.Errorf("stat %s: %v", path, err)
+			continue
+		}
+		if got := [2]uint32{unix.Major(st.Rdev), unix.Minor(st.Rdev)}; st.Mode&unix.S_IFMT != unix.S_IFBLK || got != want {
+			t.Errorf("%s: mode %o, device %d:%d, want block device %d:%d", path, st.Mode, got[0], got[1], want[0], want[1])
+		}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(os.TempDir(), &st); err != nil || st.Type != unix.EXT4_SUPER_MAGIC {
+		t.Errorf("%s: statfs type %#x (err %v), want ext4", os.TempDir(), st.Type, err)
+	}
+	if fs := readFields(t, "/proc/filesystems"); !fs["overlay"] {
+		t.Error("overlay filesystem not available")
+	}
+}
+
 func TestMemoryMaxKills(t *testing.T) {
 	root := requireGuest(t)
 	cg := newCgroup(t, root, "memory", map[string]string{"memory.max": "67108864", "memory.swap.max": "0"})

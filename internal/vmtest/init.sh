@@ -28,11 +28,18 @@ mount -t proc proc /proc || fail "mount proc"
 echo "LIBJAIL-VM-BOOTED: uptime ${2:-?}s"
 mount -t sysfs sysfs /sys || fail "mount sysfs"
 mount -t devtmpfs devtmpfs /dev || fail "mount devtmpfs"
+for m in $(cat /libjail/modules); do
+	insmod "/lib/modules/$m.ko" || echo "LIBJAIL-VM: cannot load kernel module $m"
+done
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
 ln -sf pts/ptmx /dev/ptmx
 mount -t tmpfs -o mode=1777 shm /dev/shm
-mount -t tmpfs -o mode=1777 tmp /tmp
+# /tmp on the ext4 scratch disk (254:0), like the host's /tmp on its ext4 root disk.
+if mount -t ext4 /dev/vda /tmp; then chmod 1777 /tmp; else
+	echo "LIBJAIL-VM: no ext4 disk at /dev/vda, /tmp is a tmpfs"
+	mount -t tmpfs -o mode=1777 tmp /tmp
+fi
 mount -t tmpfs -o mode=0755 run /run
 mount -t cgroup2 cgroup2 /sys/fs/cgroup || fail "mount cgroup2"
 [ ! -d /sys/fs/bpf ] || mount -t bpf bpf /sys/fs/bpf

@@ -8,9 +8,10 @@
 # each binary with -test.v inside the guest and exits with the guest's result. Knobs (environment):
 #   VM_ACCEL=auto|tcg|kvm  VM_TIMEOUT=1200 (s)  VM_MEM=2048 (MiB)  VM_SMP=2  VM_TEST_TIMEOUT=10m
 #   VM_DIR=_build/vm (cache)  VM_APPEND="extra kernel args"
+#   VM_MODULES="loop overlay veth virtio_blk virtio_pci" (kernel modules loaded in the guest)
 set -euo pipefail
 
-usage() { sed -n '2,10s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,11s/^# \{0,1\}//p' "$0"; }
 
 run_filter=""
 pkgs=()
@@ -44,7 +45,7 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 apt_updated=""
 apt_update() { [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }; }
 missing=()
-for p in qemu-system-x86 busybox-static cpio; do
+for p in qemu-system-x86 busybox-static cpio e2fsprogs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -55,21 +56,24 @@ fi
 
 # --- 2. the guest kernel: downloaded and unpacked under $VM, never installed on the host ----------
 kdir=$VM/kernel
-if [ ! -s "$kdir/vmlinuz" ]; then
+if [ ! -s "$kdir/vmlinuz" ] || [ ! -d "$kdir/modules" ]; then
 	meta=linux-image-cloud-amd64
 	# The meta package is empty; the image lives in the versioned package it depends on.
 	real_pkg() { apt-cache depends "$meta" 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'; }
 	pkg=$(real_pkg)
 	[ -n "$pkg" ] || { apt_update; pkg=$(real_pkg); }
 	[ -n "$pkg" ] || die "cannot resolve the package behind $meta (apt-cache depends $meta)"
-	say "downloading kernel package $pkg"
 	mkdir -p "$VM/debs"
-	(cd "$VM/debs" && apt-get -qq -o APT::Sandbox::User=root download "$pkg")
+	if ! compgen -G "$VM/debs/${pkg}_*.deb" >/dev/null; then
+		say "downloading kernel package $pkg"
+		(cd "$VM/debs" && apt-get -qq -o APT::Sandbox::User=root download "$pkg")
+	fi
 	deb=$(ls -t "$VM/debs/${pkg}_"*.deb | head -n1)
 	rm -rf "$kdir.tmp" && mkdir -p "$kdir.tmp/root"
 	dpkg-deb -x "$deb" "$kdir.tmp/root"
 	cp "$kdir.tmp"/root/boot/vmlinuz-* "$kdir.tmp/vmlinuz"
 	cp "$kdir.tmp"/root/boot/config-* "$kdir.tmp/config" 2>/dev/null || true
+	mv "$kdir.tmp"/root/lib/modules/* "$kdir.tmp/modules"
 	echo "$pkg $(dpkg-deb -f "$deb" Version)" >"$kdir.tmp/package"
 	rm -rf "$kdir.tmp/root" "$kdir" && mv "$kdir.tmp" "$kdir"
 fi
@@ -86,6 +90,23 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
 echo libjail-vm >"$stage/etc/hostname"
 cp "$REPO/internal/vmtest/init.sh" "$stage/init"
+
+# Kernel modules the tests need that this kernel builds as modules (loop devices, overlayfs, veth,
+# the virtio disk that stands for the VM's own root disk), with their dependencies first.
+mkdir -p "$stage/lib/modules"
+: >"$stage/libjail/modules"
+add_module() {
+	local m=${1//-/_} f d
+	grep -qx "$m" "$stage/libjail/modules" && return 0
+	f=$(find "$kdir/modules" -name "$m.ko" -print -quit)
+	[ -n "$f" ] || f=$(find "$kdir/modules" -name "${1//_/-}.ko" -print -quit)
+	[ -n "$f" ] || { say "kernel module $1 not found: built in or absent"; return 0; }
+	# .modinfo holds NUL-separated key=value strings; depends= lists what must be loaded first.
+	for d in $(tr '\0' '\n' <"$f" | sed -n 's/^depends=//p' | head -n1 | tr , ' '); do add_module "$d"; done
+	cp "$f" "$stage/lib/modules/$m.ko"
+	echo "$m" >>"$stage/libjail/modules"
+}
+for m in ${VM_MODULES-loop overlay veth virtio_blk virtio_pci}; do add_module "$m"; done
 chmod 755 "$stage/init"
 
 # copy_libs puts the shared libraries and loader of a dynamically linked binary at their host paths.
@@ -159,12 +180,18 @@ esac
 append="console=ttyS0 cgroup_no_v1=all quiet panic=-1 libjail.testtimeout=${VM_TEST_TIMEOUT:-10m}"
 [ -z "$run_filter" ] || append+=" libjail.run=$run_filter"
 [ -z "${VM_APPEND:-}" ] || append+=" $VM_APPEND"
+# A fresh ext4 scratch disk: the guest mounts it on /tmp, so tests' temporary directories live on ext4
+# on /dev/vda (254:0) as they do on the host, where that is the root disk tests keep from containers.
+disk=$VM/disk.img
+rm -f "$disk" && truncate -s 512M "$disk"
+mkfs.ext4 -q -F -E nodiscard "$disk"
 log=$VM/console.log
 say "booting (accel=$accel, ${VM_MEM:-2048} MiB, ${VM_SMP:-2} cpus, timeout ${VM_TIMEOUT:-1200}s); console log: $log"
 t_boot=$(ms)
 set +e
 timeout -k 10 "${VM_TIMEOUT:-1200}" qemu-system-x86_64 -M q35 -accel "$accel" -cpu "$cpu" \
 	-m "${VM_MEM:-2048}" -smp "${VM_SMP:-2}" -nographic -no-reboot -nic none \
+	-drive "file=$disk,if=virtio,format=raw,cache=unsafe" \
 	-kernel "$kdir/vmlinuz" -initrd "$initrd" -append "$append" </dev/null 2>&1 |
 	sed -u 's/\r//g; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tee "$log"
 qemu_status=${PIPESTATUS[0]}
