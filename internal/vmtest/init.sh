@@ -58,12 +58,13 @@ for c in cpu cpuset memory pids io hugetlb; do
 done
 echo "LIBJAIL-VM: kernel $(uname -r), cgroup2 controllers: $enabled"
 
-run="" timeout=10m
+run="" timeout=10m shell=""
 set -f
 for w in $(cat /proc/cmdline); do
 	case $w in
 	libjail.run=*) run=${w#libjail.run=} ;;
 	libjail.testtimeout=*) timeout=${w#libjail.testtimeout=} ;;
+	libjail.shell=1) shell=1 ;;
 	esac
 done
 set +f
@@ -87,6 +88,10 @@ if [ $rc -ne 0 ]; then
 fi
 echo "LIBJAIL-VM-SUMMARY:$summary"
 echo "LIBJAIL-VM-RESULT: $rc"
+if [ -n "$shell" ]; then
+	echo "LIBJAIL-VM: shell for debugging; exit it to power off"
+	setsid cttyhack sh -l
+fi
 sync
 poweroff -f
 echo o >/proc/sysrq-trigger

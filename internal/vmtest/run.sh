@@ -9,9 +9,10 @@
 #   VM_ACCEL=auto|tcg|kvm  VM_TIMEOUT=1200 (s)  VM_MEM=2048 (MiB)  VM_SMP=2  VM_TEST_TIMEOUT=10m
 #   VM_DIR=_build/vm (cache)  VM_APPEND="extra kernel args"
 #   VM_MODULES="loop overlay veth virtio_blk virtio_pci" (kernel modules loaded in the guest)
+#   VM_SHELL=1: a shell on the console after the tests, for debugging (Ctrl-A x quits qemu)
 set -euo pipefail
 
-usage() { sed -n '2,11s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,12s/^# \{0,1\}//p' "$0"; }
 
 run_filter=""
 pkgs=()
@@ -180,6 +181,7 @@ esac
 append="console=ttyS0 cgroup_no_v1=all quiet panic=-1 libjail.testtimeout=${VM_TEST_TIMEOUT:-10m}"
 [ -z "$run_filter" ] || append+=" libjail.run=$run_filter"
 [ -z "${VM_APPEND:-}" ] || append+=" $VM_APPEND"
+[ -z "${VM_SHELL:-}" ] || append+=" libjail.shell=1"
 # A fresh ext4 scratch disk: the guest mounts it on /tmp, so tests' temporary directories live on ext4
 # on /dev/vda (254:0) as they do on the host, where that is the root disk tests keep from containers.
 disk=$VM/disk.img
@@ -189,24 +191,34 @@ log=$VM/console.log
 say "booting (accel=$accel, ${VM_MEM:-2048} MiB, ${VM_SMP:-2} cpus, timeout ${VM_TIMEOUT:-1200}s); console log: $log"
 t_boot=$(ms)
 set +e
-timeout -k 10 "${VM_TIMEOUT:-1200}" qemu-system-x86_64 -M q35 -accel "$accel" -cpu "$cpu" \
-	-m "${VM_MEM:-2048}" -smp "${VM_SMP:-2}" -nographic -no-reboot -nic none \
-	-drive "file=$disk,if=virtio,format=raw,cache=unsafe" \
-	-kernel "$kdir/vmlinuz" -initrd "$initrd" -append "$append" </dev/null 2>&1 |
-	sed -u 's/\r//g; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tee "$log"
-qemu_status=${PIPESTATUS[0]}
+qemu=(qemu-system-x86_64 -M q35 -accel "$accel" -cpu "$cpu" -m "${VM_MEM:-2048}" -smp "${VM_SMP:-2}"
+	-nographic -no-reboot -nic none -drive "file=$disk,if=virtio,format=raw,cache=unsafe"
+	-kernel "$kdir/vmlinuz" -initrd "$initrd" -append "$append")
+if [ -n "${VM_SHELL:-}" ]; then
+	# Interactive: qemu keeps the terminal (raw mode) and the output is not filtered.
+	"${qemu[@]}" | tee "$log"
+	qemu_status=${PIPESTATUS[0]}
+else
+	timeout -k 10 "${VM_TIMEOUT:-1200}" "${qemu[@]}" </dev/null 2>&1 |
+		sed -u 's/\r//g; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tee "$log"
+	qemu_status=${PIPESTATUS[0]}
+fi
 set -e
 t_end=$(ms)
 
-result=$(sed -n 's/^LIBJAIL-VM-RESULT: \([0-9][0-9]*\)$/\1/p' "$log" | tail -n1)
-booted=$(sed -n 's/.*LIBJAIL-VM-BOOTED: uptime \([0-9.]*\)s$/\1/p' "$log" | tail -n1)
+result=$(tr -d '\r' <"$log" | sed -n 's/^LIBJAIL-VM-RESULT: \([0-9][0-9]*\)$/\1/p' | tail -n1)
+booted=$(tr -d '\r' <"$log" | sed -n 's/.*LIBJAIL-VM-BOOTED: uptime \([0-9.]*\)s$/\1/p' | tail -n1)
 echo "[test-vm] qemu ran $(secs $((t_end - t_boot)))s (init started at ${booted:-?}s of guest uptime), total $(secs $((t_end - t_start)))s"
 if [ -z "$result" ]; then
 	[ "$qemu_status" != 124 ] || echo "[test-vm] FAIL: timed out after ${VM_TIMEOUT:-1200}s"
 	echo "[test-vm] FAIL: no LIBJAIL-VM-RESULT marker (qemu exit $qemu_status); console tail:"
 	tail -n 40 "$log" | sed 's/^/    /'
+	echo "test-vm: 0 passed, 1 failed"
 	exit 1
 fi
 [ ${#skipped[@]} -eq 0 ] || echo "[test-vm] skipped packages: ${skipped[*]}"
 if [ "$result" = 0 ]; then echo "[test-vm] PASS"; else echo "[test-vm] FAIL: guest result $result"; fi
+# Top-level tests of every binary, as a closing line CI tooling reads.
+count() { tr -d '\r' <"$log" | grep -c "^--- $1: " || true; }
+echo "test-vm: $(count PASS) passed, $(count FAIL) failed, $(count SKIP) skipped"
 exit "$result"
