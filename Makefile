@@ -8,7 +8,7 @@ BUILD := _build
 # Debian packages: libseccomp for the seccomp package (cgo), busybox-static for test and demo rootfs.
 APT_PKGS := gcc pkg-config libseccomp-dev busybox-static
 
-.PHONY: deps test unit vet fmt-check demo demo-rootfs clean
+.PHONY: deps test unit vet fmt-check demo demo-rootfs clean test-vm
 
 deps:
 	@missing=""; for p in $(APT_PKGS); do \
@@ -38,6 +38,11 @@ demo: deps demo-rootfs
 # A small busybox rootfs and an OCI config for the demo.
 demo-rootfs:
 	$(GO) run ./internal/fixtures/cmd/mkbundle -busybox -out $(BUILD)/demo-bundle -- /bin/sh -c 'echo "hello from $$(hostname), pid $$$$ in a libjail container"; ls /; cat /proc/self/uid_map 2>/dev/null | head -1'
+
+# The root integration suite again in a throwaway pure cgroup-v2 guest (qemu; internal/vmtest).
+# Optional: PKGS="./cgroups ./devices ." RUN='regex'
+test-vm: deps
+	bash internal/vmtest/run.sh $(if $(RUN),-run '$(RUN)') $(PKGS)
 
 clean:
 	rm -rf $(BUILD)

@@ -126,6 +126,9 @@ func (c *Container) plan() error {
 	if c.ns, err = namespaces.Plan(spec); err != nil {
 		return err
 	}
+	// On v1 the child is placed in its cgroups after it starts, and a cgroup namespace is rooted
+	// where its creator is: the child makes it once placed.
+	c.ns.DeferCgroup = c.ns.Creates(namespaces.Cgroup)
 	userNS := c.ns.Creates(namespaces.User) || joins(spec, specs.UserNamespace)
 	mp, err := mounts.Plan(spec, mounts.Options{
 		BundleDir: c.opts.Bundle, UserNamespace: userNS,
@@ -178,6 +181,7 @@ func (c *Container) plan() error {
 	}
 	c.child = childPlan{
 		ID: c.id, Mounts: mp, Nodes: nodes, UserNS: userNS, Process: proc, Caps: caps, Seccomp: prog,
+		CgroupNS:        c.ns.DeferCgroup,
 		RuntimeHooks:    len(hookList(spec.Hooks, HookPrestart))+len(hookList(spec.Hooks, HookCreateRuntime)) > 0,
 		CreateContainer: hookList(spec.Hooks, HookCreateContainer),
 		StartContainer:  hookList(spec.Hooks, HookStartContainer),
@@ -397,6 +401,12 @@ func (c *Container) teardown() error {
 			errs = append(errs, fmt.Errorf("device rules: %w", err))
 		}
 		c.devs = nil
+	}
+	if mp := c.child.Mounts; mp != nil && c.cmd != nil {
+		// Only a shared rootfs propagation can have put mounts on the host.
+		if err := mp.Cleanup(); err != nil {
+			errs = append(errs, fmt.Errorf("mounts: %w", err))
+		}
 	}
 	if c.cg != nil {
 		if err := c.cg.Destroy(); err != nil {

@@ -19,6 +19,7 @@ const (
 	StepJoinNS         Step = "join namespaces"
 	StepSendPlan       Step = "send plan"
 	StepReceivePlan    Step = "receive plan"
+	StepCgroupNS       Step = "cgroup namespace"
 	StepPrepareRoot    Step = "prepare root"
 	StepMount          Step = "mount"
 	StepDeviceNodes    Step = "device nodes"
@@ -72,9 +73,9 @@ func (e *StateError) Error() string {
 // childSteps are the child's steps in order; the parent names the one after the last the child
 // reported when the child dies without a word.
 var childSteps = []Step{
-	StepJoinNS, StepReceivePlan, StepPrepareRoot, StepMount, StepDeviceNodes, StepRuntimeHooks,
+	StepJoinNS, StepReceivePlan, StepCgroupNS, StepPrepareRoot, StepMount, StepDeviceNodes, StepRuntimeHooks,
 	StepContainerHooks, StepEnterRoot,
-	StepFinishRoot, StepHostname, StepCwd, StepRlimits, StepSeccomp, StepUser, StepCapabilities,
+	StepCwd, StepFinishRoot, StepHostname, StepRlimits, StepSeccomp, StepUser, StepCapabilities,
 	StepNoNewPrivs, StepReady, StepWaitStart, StepStartHooks, StepExec,
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/libjail/libjail/capabilities"
 	"github.com/libjail/libjail/devices"
 	"github.com/libjail/libjail/internal/nsenter"
+	"github.com/libjail/libjail/namespaces"
 	"github.com/libjail/libjail/syncpipe"
 )
 
@@ -89,15 +90,22 @@ func (ch *child) run() (Step, error) {
 		step Step
 		f    func() error
 	}{
+		{StepCgroupNS, func() error {
+			if !p.CgroupNS {
+				return nil
+			}
+			return namespaces.UnshareCgroup()
+		}},
 		{StepPrepareRoot, p.Mounts.PrepareRoot},
 		{StepMount, p.Mounts.MountAll},
 		{StepDeviceNodes, func() error { return devices.CreateNodes(p.Mounts.Rootfs(), p.Nodes, p.UserNS) }},
 		{StepRuntimeHooks, ch.awaitRuntimeHooks},
 		{StepContainerHooks, func() error { return ch.runHooks(HookCreateContainer, p.CreateContainer) }},
 		{StepEnterRoot, p.Mounts.EnterRoot},
+		// Before FinishRoot, which may make the root read-only.
+		{StepCwd, func() error { return os.MkdirAll(proc.Cwd, 0o755) }},
 		{StepFinishRoot, p.Mounts.FinishRoot},
 		{StepHostname, ch.setHostname},
-		{StepCwd, func() error { return os.MkdirAll(proc.Cwd, 0o755) }},
 		{StepRlimits, proc.applyRlimits},
 		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
 		{StepSeccomp, func() error { return ch.loadSeccomp(!nnp) }},

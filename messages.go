@@ -32,6 +32,7 @@ type childPlan struct {
 	Mounts     *mounts.RootfsPlan
 	Nodes      []devices.Node
 	UserNS     bool
+	CgroupNS   bool // unshare a cgroup namespace once placed in the cgroup
 	Hostname   *string
 	Domainname *string
 	Process    processPlan

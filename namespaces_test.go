@@ -1,0 +1,77 @@
+package libjail
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/libjail/libjail/internal/fixtures"
+	"github.com/libjail/libjail/internal/testutil"
+)
+
+// TestEveryNamespaceCreated: a container asking for all eight types gets eight new namespaces,
+// its uid 0 is the mapped host uid, its cgroup namespace is rooted at its own cgroup and its
+// clocks carry the offsets.
+func TestEveryNamespaceCreated(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireKernel(t, 5, 6) // time namespaces
+	spec := probeSpec(t)
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces,
+		specs.LinuxNamespace{Type: specs.UserNamespace}, specs.LinuxNamespace{Type: specs.CgroupNamespace},
+		specs.LinuxNamespace{Type: specs.TimeNamespace})
+	spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	spec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 86400 * 365}, "monotonic": {Secs: 86400}}
+	// Without its own network namespace's privilege sysfs could not be mounted in a user namespace;
+	// here the container has both.
+	r := runProbe(t, spec, Options{})
+
+	for _, ns := range []string{"pid", "mnt", "uts", "ipc", "net", "user", "cgroup", "time"} {
+		assert.NotEqual(t, hostNS(t, ns), r.Namespaces[ns], "a new %s namespace", ns)
+	}
+	assert.Equal(t, 0, r.UID, "root inside")
+	// Every line of /proc/self/cgroup is the namespace's root: the container's own cgroup.
+	for _, l := range r.Cgroup {
+		parts := strings.SplitN(l, ":", 3)
+		require.Len(t, parts, 3, l)
+		assert.Equal(t, "/", parts[2], "cgroup namespace root: %s", l)
+	}
+	up, err := strconv.ParseFloat(strings.Fields(r.Uptime)[0], 64)
+	require.NoError(t, err)
+	assert.Greater(t, up, float64(86400*365), "the boottime offset shows in /proc/uptime")
+}
+
+// TestUserNamespaceMapping: uid 0 in the container is the host uid the mapping names, as the
+// host sees the files the container creates.
+func TestUserNamespaceMapping(t *testing.T) {
+	testutil.RequireRoot(t)
+	rootfs := fixtures.Rootfs(t)
+	require.NoError(t, os.Chmod(rootfs+"/tmp", 0o1777))
+	spec := fixtures.Spec(rootfs, "/bin/sh", "-c", "touch /tmp/made-inside && cat /proc/self/uid_map")
+	spec.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 1000}}
+	spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 1000}}
+	var out strings.Builder
+	c, err := New(testutil.Name(t, "c"), spec, Options{Stdout: &out, Stderr: os.Stderr})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Destroy(true) })
+	require.NoError(t, c.Start(t.Context()))
+	st, err := c.Wait()
+	require.NoError(t, err)
+	require.True(t, st.Success())
+	assert.Equal(t, []string{"0", "200000", "1000"}, strings.Fields(out.String()))
+	fi, err := os.Stat(rootfs + "/tmp/made-inside")
+	require.NoError(t, err)
+	assert.Equal(t, uint32(200000), fileUID(fi), "the file's owner on the host is the mapped uid")
+}
+
+func fileUID(fi os.FileInfo) uint32 {
+	return fi.Sys().(*syscall.Stat_t).Uid
+}
