@@ -143,8 +143,8 @@ func checkMappings(field string, maps []specs.LinuxIDMapping) error {
 		if m.Size == 0 {
 			return fieldErr(f+".size", ErrMappings, "size 0")
 		}
-		if uint64(m.ContainerID)+uint64(m.Size) > 1<<32 || uint64(m.HostID)+uint64(m.Size) > 1<<32 {
-			return fieldErr(f, ErrMappings, "range beyond 2^32")
+		if uint64(m.ContainerID)+uint64(m.Size) >= 1<<32 || uint64(m.HostID)+uint64(m.Size) >= 1<<32 {
+			return fieldErr(f, ErrMappings, "range reaches 2^32 (the kernel reserves id 4294967295)")
 		}
 	}
 	for i := 1; i < len(sorted); i++ {
