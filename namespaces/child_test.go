@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -25,6 +27,7 @@ const (
 	childEnv     = "LIBJAIL_NS_TEST_CHILD"
 	childStatEnv = "LIBJAIL_NS_TEST_STAT"     // a file to stat
 	childSysEnv  = "LIBJAIL_NS_TEST_MOUNTSYS" // a directory to mount sysfs on
+	childCgEnv   = "LIBJAIL_NS_TEST_CGROUPNS" // call UnshareCgroup
 )
 
 type report struct {
@@ -42,6 +45,8 @@ type report struct {
 	MountSys string            `json:"mountSys,omitempty"` // "ok" or the error
 	CapEff   string            `json:"capEff"`
 	LeakedFD []string          `json:"leakedFd,omitempty"`
+	Pdeath   int32             `json:"pdeathsig"`
+	CgroupNS string            `json:"cgroupNs,omitempty"` // after UnshareCgroup on the locked thread
 }
 
 func TestMain(m *testing.M) {
@@ -63,7 +68,15 @@ func warmPoller() {
 }
 
 func childMain(mode string) {
+	runtime.LockOSThread()
 	r := observe()
+	if os.Getenv(childCgEnv) != "" {
+		if err := UnshareCgroup(); err != nil {
+			r.CgroupNS = err.Error()
+		} else {
+			r.CgroupNS, _ = os.Readlink("/proc/thread-self/ns/cgroup")
+		}
+	}
 	if err := nsenter.Result(); err != nil {
 		r.Err = err.Error()
 	}
@@ -97,6 +110,7 @@ func observe() report {
 		}
 		r.StatUID, r.StatGID = int(st.Uid), int(st.Gid)
 	}
+	unix.Syscall(unix.SYS_PRCTL, unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&r.Pdeath)), 0)
 	b, _ = os.ReadFile("/proc/self/status")
 	for _, l := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {

@@ -86,6 +86,9 @@ func TestJoinEachType(t *testing.T) {
 			if typ == PID && (rep.PID == 1 || rep.PID == target.cmd.Process.Pid) {
 				t.Errorf("pid in joined pid namespace = %d", rep.PID)
 			}
+			if rep.Pdeath != int32(unix.SIGKILL) {
+				t.Errorf("parent-death signal in child = %d, want SIGKILL", rep.Pdeath)
+			}
 		})
 	}
 }
@@ -336,5 +339,20 @@ func TestPinRelease(t *testing.T) {
 	}
 	if err := p.Release(); err != nil {
 		t.Errorf("second Release: %v", err)
+	}
+}
+
+// TestDeferCgroup: with DeferCgroup the clone leaves the cgroup namespace alone and the child makes it.
+func TestDeferCgroup(t *testing.T) {
+	testutil.RequireRoot(t)
+	plan := mustPlan(t, nsSpec(newNS(Cgroup, Mount)...))
+	plan.DeferCgroup = true
+	rep := runChild(t, plan, childCgEnv+"=1")
+	self := nsLinks("self")["cgroup"]
+	if rep.NS["cgroup"] != self {
+		t.Errorf("cgroup namespace changed at clone: %s", rep.NS["cgroup"])
+	}
+	if !strings.HasPrefix(rep.CgroupNS, "cgroup:[") || rep.CgroupNS == self {
+		t.Errorf("UnshareCgroup in child: %s (parent %s)", rep.CgroupNS, self)
 	}
 }

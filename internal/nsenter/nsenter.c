@@ -118,6 +118,10 @@ __attribute__((constructor)) static void libjail_nsenter(void) {
 	if (spec == NULL)
 		return;
 
+	// A credential change (become_root) clears the parent-death signal the parent asked for: keep it.
+	int inherited_pdeathsig = 0;
+	prctl(PR_GET_PDEATHSIG, &inherited_pdeathsig);
+
 	struct { int fd; int ns; int pidfd; } joins[MAX_JOINS];
 	int njoins = 0, unshare_flags = 0, holding = 0, timens = 0, pdeathsig = 0;
 	long long time_off[4] = {0, 0, 0, 0};
@@ -247,7 +251,9 @@ __attribute__((constructor)) static void libjail_nsenter(void) {
 		goto out;
 	}
 
-	// Last: a change of credentials (become_root) clears it.
+	// Last, as a change of credentials clears it.
+	if (pdeathsig == 0)
+		pdeathsig = inherited_pdeathsig;
 	if (pdeathsig != 0 && prctl(PR_SET_PDEATHSIG, pdeathsig) < 0) {
 		fail(LIBJAIL_STEP_PDEATHSIG, 0, errno);
 		goto out;
