@@ -155,7 +155,7 @@ func nsLinks(who string) map[string]string {
 // child is a running re-executed test binary.
 type child struct {
 	cmd   *exec.Cmd
-	stdin io.WriteCloser
+	stdin *os.File
 	rep   report
 }
 
@@ -168,23 +168,29 @@ func startChild(t *testing.T, plan *NSPlan, mode string, env ...string) (*child,
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
+	// Own pipes rather than StdinPipe/StdoutPipe: a Start that fails before the fork never calls
+	// cmd.Start, which is what would close the child's ends.
+	stdinR, stdin, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
+	stdout, stdoutW, err := os.Pipe()
 	if err != nil {
+		stdinR.Close()
+		stdin.Close()
 		return nil, err
 	}
+	defer stdout.Close()
+	cmd.Stdin, cmd.Stdout = stdinR, stdoutW
 	release, err := plan.Configure(cmd)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = plan.Start(cmd)
+		release()
 	}
-	err = plan.Start(cmd)
-	release()
+	stdinR.Close()
+	stdoutW.Close()
 	if err != nil {
 		stdin.Close()
-		stdout.Close()
 		return nil, err
 	}
 	c := &child{cmd: cmd, stdin: stdin}

@@ -1,6 +1,7 @@
 package namespaces
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -354,5 +355,64 @@ func TestDeferCgroup(t *testing.T) {
 	}
 	if !strings.HasPrefix(rep.CgroupNS, "cgroup:[") || rep.CgroupNS == self {
 		t.Errorf("UnshareCgroup in child: %s (parent %s)", rep.CgroupNS, self)
+	}
+}
+
+// threadNS lists the namespaces of every thread of this process that a parent-side join touches.
+func threadNS(t *testing.T) map[string]bool {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, task := range tasks {
+		for _, n := range []string{"pid_for_children", "net", "ipc", "uts", "cgroup"} {
+			if l, err := os.Readlink(filepath.Join("/proc/self/task", task.Name(), "ns", n)); err == nil {
+				seen[l] = true
+			}
+		}
+	}
+	return seen
+}
+
+// TestStartLeavesThreadsAlone: after Start joined namespaces on its forking thread, successfully or
+// failing half-way, every thread of the parent is in the parent's own namespaces again.
+func TestStartLeavesThreadsAlone(t *testing.T) {
+	testutil.RequireRoot(t)
+	before := threadNS(t)
+	target, err := startChild(t, mustPlan(t, nsSpec(newNS(PID, Network, IPC, UTS, Cgroup)...)), "hold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []specs.LinuxNamespace
+	for _, typ := range []Type{PID, Network, UTS, Cgroup} {
+		entries = append(entries, specs.LinuxNamespace{Type: specs.LinuxNamespaceType(typ),
+			Path: fmt.Sprintf("/proc/%d/ns/%s", target.cmd.Process.Pid, typ.ProcName())})
+	}
+	for i := 0; i < 5; i++ {
+		runChild(t, mustPlan(t, nsSpec(entries...)))
+	}
+
+	// IPC is joined after pid and net: make it fail there.
+	gone, err := Pin(filepath.Join(t.TempDir(), "gone"), []Type{IPC}, PinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := mustPlan(t, nsSpec(append(entries, specs.LinuxNamespace{Type: specs.IPCNamespace, Path: gone.Path(IPC)})...))
+	if err := gone.Release(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = startChild(t, plan, "report")
+	var se *StartError
+	if !errors.As(err, &se) || se.Step != "setns ipc" || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Start with a vanished ipc path: %v, want a StartError at setns ipc wrapping ENOENT", err)
+	}
+
+	after := threadNS(t)
+	for l := range after {
+		if !before[l] {
+			t.Errorf("a thread of the parent is left in %s", l)
+		}
 	}
 }

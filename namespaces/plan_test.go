@@ -10,11 +10,16 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func TestPlanErrors(t *testing.T) {
 	regular := filepath.Join(t.TempDir(), "regular")
 	if err := os.WriteFile(regular, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ns := func(typ, path string) specs.LinuxNamespace {
@@ -42,6 +47,9 @@ func TestPlanErrors(t *testing.T) {
 		{"missing path", linux(ns("network", "/nonexistent/libjail")), "linux.namespaces[0].path", os.ErrNotExist},
 		{"regular file", linux(ns("network", regular)), "linux.namespaces[0].path", ErrNotNamespace},
 		{"proc file", linux(ns("uts", "/proc/self/status")), "linux.namespaces[0].path", ErrNotNamespace},
+		{"fifo (must not block)", linux(ns("uts", fifo)), "linux.namespaces[0].path", ErrNotNamespace},
+		{"device", linux(ns("uts", "/dev/null")), "linux.namespaces[0].path", ErrNotNamespace},
+		{"directory", linux(ns("uts", "/proc/self/ns")), "linux.namespaces[0].path", ErrNotNamespace},
 		{"wrong type", linux(ns("ipc", "/proc/self/ns/net")), "linux.namespaces[0].path", ErrWrongType},
 		{"wrong type by name", linux(ns("mount", "/proc/self/ns/pid")), "linux.namespaces[0].path", ErrWrongType},
 		{"uid mappings without user ns", withMaps(linux(ns("pid", "")), one, nil), "linux.uidMappings", ErrNoUserNS},
@@ -178,4 +186,34 @@ func TestOwningUserNSNotNamespace(t *testing.T) {
 	if !errors.Is(err, ErrNotNamespace) {
 		t.Errorf("OwningUserNS(/proc/self/status) = %v, %v; want ErrNotNamespace", f, err)
 	}
+}
+
+// FuzzPlan: any spec section, however malformed, gives a plan or an error, never a panic or a hang.
+func FuzzPlan(f *testing.F) {
+	f.Add([]byte(`{"hostname":"h","linux":{"namespaces":[{"type":"uts"},{"type":"user"}],"uidMappings":[{"containerID":0,"hostID":1,"size":1}],"gidMappings":[{"containerID":0,"hostID":1,"size":1}]}}`))
+	f.Add([]byte(`{"linux":{"namespaces":[{"type":"time"}],"timeOffsets":{"boottime":{"secs":-1,"nanosecs":999999999}}}}`))
+	f.Add([]byte(`{"linux":{"namespaces":[{"type":"network","path":"/proc/self/ns/net"},{"type":"network"}]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var spec specs.Spec
+		if json.Unmarshal(data, &spec) != nil {
+			return
+		}
+		if spec.Linux != nil {
+			for i := range spec.Linux.Namespaces {
+				// Only paths this test controls: the fuzzer must not open arbitrary host files.
+				if p := spec.Linux.Namespaces[i].Path; p != "" && !strings.HasPrefix(p, "/proc/self/ns/") {
+					spec.Linux.Namespaces[i].Path = "/proc/self/ns/" + filepath.Base(p)
+				}
+			}
+		}
+		p, err := Plan(&spec)
+		if err == nil {
+			_ = p.String()
+			if _, err := json.Marshal(p); err != nil {
+				t.Fatal(err)
+			}
+		} else if !errors.As(err, new(*FieldError)) {
+			t.Fatalf("error without a field: %v", err)
+		}
+	})
 }

@@ -178,7 +178,9 @@ func (p *NSPlan) parentJoins() []Namespace {
 // Start starts cmd (prepared by [NSPlan.Configure]). When the plan joins a pid, net, ipc, uts or
 // cgroup namespace, Start forks from an OS thread locked for the purpose, which joins them just before
 // and returns to its own namespaces just after; if it cannot return, the thread is left locked so the
-// Go runtime ends it. No other thread of the caller changes namespace.
+// Go runtime ends it. No other thread of the caller changes namespace. A *StartError before the fork
+// means cmd.Start was never called: close the child's ends of pipes made with StdinPipe and the like
+// as for any Cmd that is not started (better: make the pipes with os.Pipe).
 func (p *NSPlan) Start(cmd *exec.Cmd) error {
 	joins := p.parentJoins()
 	if len(joins) == 0 {
