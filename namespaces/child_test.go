@@ -25,28 +25,30 @@ import (
 // of JSON on stdout and, in "hold" mode, stay alive until stdin closes.
 const (
 	childEnv     = "LIBJAIL_NS_TEST_CHILD"
-	childStatEnv = "LIBJAIL_NS_TEST_STAT"     // a file to stat
-	childSysEnv  = "LIBJAIL_NS_TEST_MOUNTSYS" // a directory to mount sysfs on
-	childCgEnv   = "LIBJAIL_NS_TEST_CGROUPNS" // call UnshareCgroup
+	childStatEnv = "LIBJAIL_NS_TEST_STAT"      // a file to stat
+	childSysEnv  = "LIBJAIL_NS_TEST_MOUNTSYS"  // a directory to mount sysfs on
+	childCgEnv   = "LIBJAIL_NS_TEST_CGROUPNS"  // call UnshareCgroup
+	childProcEnv = "LIBJAIL_NS_TEST_MOUNTPROC" // a directory to mount procfs on
 )
 
 type report struct {
-	Err      string            `json:"err,omitempty"` // nsenter.Result()
-	NS       map[string]string `json:"ns"`
-	PID      int               `json:"pid"`
-	UID      int               `json:"uid"`
-	GID      int               `json:"gid"`
-	UIDMap   string            `json:"uidMap"`
-	GIDMap   string            `json:"gidMap"`
-	Uptime   float64           `json:"uptime"`
-	StatUID  int               `json:"statUid"`
-	StatGID  int               `json:"statGid"`
-	StatErr  string            `json:"statErr,omitempty"`
-	MountSys string            `json:"mountSys,omitempty"` // "ok" or the error
-	CapEff   string            `json:"capEff"`
-	LeakedFD []string          `json:"leakedFd,omitempty"`
-	Pdeath   int32             `json:"pdeathsig"`
-	CgroupNS string            `json:"cgroupNs,omitempty"` // after UnshareCgroup on the locked thread
+	Err       string            `json:"err,omitempty"` // nsenter.Result()
+	NS        map[string]string `json:"ns"`
+	PID       int               `json:"pid"`
+	UID       int               `json:"uid"`
+	GID       int               `json:"gid"`
+	UIDMap    string            `json:"uidMap"`
+	GIDMap    string            `json:"gidMap"`
+	Uptime    float64           `json:"uptime"`
+	StatUID   int               `json:"statUid"`
+	StatGID   int               `json:"statGid"`
+	StatErr   string            `json:"statErr,omitempty"`
+	MountSys  string            `json:"mountSys,omitempty"`  // "ok" or the error
+	MountProc string            `json:"mountProc,omitempty"` // "ok" or the error
+	CapEff    string            `json:"capEff"`
+	LeakedFD  []string          `json:"leakedFd,omitempty"`
+	Pdeath    int32             `json:"pdeathsig"`
+	CgroupNS  string            `json:"cgroupNs,omitempty"` // after UnshareCgroup on the locked thread
 }
 
 func TestMain(m *testing.M) {
@@ -84,6 +86,14 @@ func childMain(mode string) {
 		r.MountSys = "ok"
 		if err := unix.Mount("sysfs", dir, "sysfs", 0, ""); err != nil {
 			r.MountSys = err.Error()
+		} else {
+			unix.Unmount(dir, unix.MNT_DETACH)
+		}
+	}
+	if dir := os.Getenv(childProcEnv); dir != "" {
+		r.MountProc = "ok"
+		if err := unix.Mount("proc", dir, "proc", 0, ""); err != nil {
+			r.MountProc = err.Error()
 		} else {
 			unix.Unmount(dir, unix.MNT_DETACH)
 		}
