@@ -206,6 +206,9 @@ func startChild(t *testing.T, plan *NSPlan, mode string, env ...string) (*child,
 	c := &child{cmd: cmd, stdin: stdin}
 	t.Cleanup(func() {
 		c.stdin.Close()
+		if c.cmd.ProcessState != nil {
+			return
+		}
 		done := make(chan struct{})
 		go func() { c.cmd.Wait(); close(done) }()
 		select {
@@ -239,6 +242,11 @@ func runChild(t *testing.T, plan *NSPlan, env ...string) report {
 	}
 	if len(c.rep.LeakedFD) > 0 {
 		t.Errorf("child (%s) holds namespace fds: %v", plan, c.rep.LeakedFD)
+	}
+	// Reap it now: a pinned pid namespace's init cannot finish exiting while a zombie of ours is in it.
+	c.stdin.Close()
+	if err := c.cmd.Wait(); err != nil {
+		t.Errorf("child (%s): %v", plan, err)
 	}
 	return c.rep
 }

@@ -1,12 +1,14 @@
 package namespaces
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -419,5 +421,66 @@ func TestStartLeavesThreadsAlone(t *testing.T) {
 		if !before[l] {
 			t.Errorf("a thread of the parent is left in %s", l)
 		}
+	}
+}
+
+// TestPodSharedPID: a pod pins user, pid and net namespaces; the pid namespace is kept by a live init
+// in the pod's user namespace, so containers joining all three share it and can mount their procfs.
+func TestPodSharedPID(t *testing.T) {
+	testutil.RequireRoot(t)
+	pod := pin(t, []Type{User, PID, Network}, PinOptions{UIDMappings: hostRange, GIDMappings: hostRange})
+	if pod.InitPID == 0 {
+		t.Fatal("no init for the pinned pid namespace")
+	}
+	procDir := filepath.Join(os.TempDir(), testutil.Name(t, "proc"))
+	if err := os.Mkdir(procDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(procDir) })
+	var entries []specs.LinuxNamespace
+	for _, typ := range []Type{User, PID, Network} {
+		entries = append(entries, specs.LinuxNamespace{Type: specs.LinuxNamespaceType(typ), Path: pod.Path(typ)})
+	}
+	entries = append(entries, newNS(Mount, IPC)...)
+	want := fmt.Sprint(inode(t, pod.Path(PID)))
+	for i := 0; i < 2; i++ {
+		rep := runChild(t, mustPlan(t, nsSpec(entries...)), childProcEnv+"="+procDir)
+		if nsInode(rep.NS["pid"]) != want || rep.PID <= 1 {
+			t.Errorf("container %d: pid namespace %s (pod %s), pid %d", i, rep.NS["pid"], want, rep.PID)
+		}
+		if rep.MountProc != "ok" {
+			t.Errorf("container %d: mount procfs in the pod's pid namespace: %s", i, rep.MountProc)
+		}
+	}
+
+	// Release from a copy read back from JSON, as an agent that restarted would.
+	b, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Pinned
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	initPID := pod.InitPID
+	if err := back.Release(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- pod.done() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Errorf("pod init after Release: %v, want killed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("pod init not ended by Release")
+	}
+	pod.done, pod.InitPID = nil, 0
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", initPID)); !os.IsNotExist(err) {
+		t.Errorf("pod init %d still exists: %v", initPID, err)
+	}
+	if left := mountinfoUnder(t, pod.Dir); len(left) > 0 {
+		t.Errorf("mounts left after Release: %v", left)
 	}
 }

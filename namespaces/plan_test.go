@@ -162,7 +162,7 @@ func TestPinErrors(t *testing.T) {
 		opts  PinOptions
 		err   error
 	}{
-		{"pid", []Type{Network, PID}, PinOptions{}, ErrNotPinnable},
+		{"pid in existing user ns", []Type{Network, PID}, PinOptions{UserNS: "/proc/self/ns/user"}, ErrNotPinnable},
 		{"unknown", []Type{"net"}, PinOptions{}, ErrUnknownType},
 		{"duplicate", []Type{IPC, IPC}, PinOptions{}, ErrDuplicate},
 		{"user without mappings", []Type{User, Network}, PinOptions{UIDMappings: one}, ErrNoMappings},

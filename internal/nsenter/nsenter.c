@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <grp.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -104,6 +105,9 @@ static int new_timens(const long long off[4]) {
 static void hold(void) {
 	char c = 'r';
 	if (!libjail_nsenter_result.failed) {
+		// As the init of a pinned pid namespace it inherits the orphans of that namespace: let the
+		// kernel reap them.
+		signal(SIGCHLD, SIG_IGN);
 		if (write(1, &c, 1) != 1)
 			_exit(2);
 		while (read(0, &c, 1) > 0)
