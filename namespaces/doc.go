@@ -37,19 +37,28 @@
 // # What it needs
 //
 // Root in the initial user namespace (CAP_SYS_ADMIN) for everything but Plan; Linux 5.6 for time
-// namespaces, 5.8 for setns with a pidfd ([ForExec]); cgo. A new cgroup namespace's root is the cgroup
+// namespaces, 5.8 for setns with a pidfd ([ForExec]); cgo; /proc mounted. A new user namespace should
+// map uid and gid 0: Configure then starts the child as root there (SysProcAttr.Credential), so it
+// keeps its capabilities across execve (needed, for one, to set time offsets in a namespace it owns). A new cgroup namespace's root is the cgroup
 // the child is in when it is created: if the caller cannot place the child in its cgroup before it
 // runs (cgroup v1), set [NSPlan.DeferCgroup] and call [UnshareCgroup] in the child after placement.
 //
-// Known limits (errors, not silent): a plan cannot create a user namespace and join a mount or time
-// namespace (the child is already in the new user namespace when it could join). A container that
-// joins a user namespace and creates a pid namespace gets one owned by the initial user namespace, so
-// it cannot mount a new procfs; share a pid namespace instead. A pid namespace cannot be pinned: it
-// ends with its init process.
+// Known limits: a plan cannot create a user namespace and join a mount or time namespace (a plan
+// error: the child is already in the new user namespace when it could join). A container that joins a
+// user namespace and creates its own pid namespace gets one owned by the initial user namespace (only
+// a process forked inside the user namespace could do better), so it cannot mount a procfs: for pods
+// with a user namespace, pin the pod's pid namespace too and let the containers join it.
+//
+// Pods: [Pin] bind-mounts nsfs files, so user, mount, network, ipc, uts, cgroup and time namespaces
+// outlive any process. A pid namespace ends with its init, so pinning PID keeps one helper process per
+// pod alive as that init; [Pinned.Release] ends it, and the kernel then kills what is left in it.
+// Reap containers in a pinned pid namespace promptly: its init only finishes exiting once every
+// process of the namespace, zombies included, is gone.
 //
 // # What it leaves behind on error
 //
 // Plan: nothing. Configure: nothing once release is called. Start: the caller's threads are in their
-// own namespaces (a thread that could not return is ended by the runtime). Pin: nothing (mounts,
-// files and a directory it made are removed; the helper is reaped). [Pinned.Release] can be retried.
+// own namespaces (a thread that could not return is ended by the runtime); if it failed before the
+// fork, cmd was never started. Pin: nothing (mounts, files and a directory it made are removed; the
+// helper is ended). [Pinned.Release] can be retried, also on a Pinned read back from JSON.
 package namespaces

@@ -151,19 +151,28 @@ func TestUserMappings(t *testing.T) {
 func TestTimeOffsets(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireKernel(t, 5, 6)
-	spec := nsSpec(newNS(Time)...)
-	spec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{
-		"boottime":  {Secs: 86400 * 3},
-		"monotonic": {Secs: 7200, Nanosecs: 5},
-	}
-	before := observe().Uptime
-	rep := runChild(t, mustPlan(t, spec))
-	after := observe().Uptime
-	if rep.Uptime < before+86400*3 || rep.Uptime > after+86400*3 {
-		t.Errorf("uptime in child = %.2f, want within [%.2f, %.2f] + 3 days", rep.Uptime, before, after)
-	}
-	if rep.NS["time"] == nsLinks("self")["time"] {
-		t.Error("time namespace not new")
+	for _, withUser := range []bool{false, true} {
+		t.Run(fmt.Sprintf("user=%v", withUser), func(t *testing.T) {
+			types := []Type{Time}
+			if withUser {
+				// The time namespace is then owned by the new user namespace: offsets need root there.
+				types = append(types, User)
+			}
+			spec := nsSpec(newNS(types...)...)
+			spec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{
+				"boottime":  {Secs: 86400 * 3},
+				"monotonic": {Secs: 7200, Nanosecs: 5},
+			}
+			before := observe().Uptime
+			rep := runChild(t, mustPlan(t, spec))
+			after := observe().Uptime
+			if rep.Uptime < before+86400*3 || rep.Uptime > after+86400*3 {
+				t.Errorf("uptime in child = %.2f, want within [%.2f, %.2f] + 3 days", rep.Uptime, before, after)
+			}
+			if rep.NS["time"] == nsLinks("self")["time"] {
+				t.Error("time namespace not new")
+			}
+		})
 	}
 }
 
