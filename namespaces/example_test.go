@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -108,4 +109,14 @@ func ExampleOwningUserNS() {
 	}
 	defer userns.Close()
 	fmt.Println(userns.Name())
+}
+
+// A cgroup namespace made by the child after the parent placed it in its cgroup (cgroup v1).
+func ExampleUnshareCgroup() {
+	// In the parent: plan.DeferCgroup = true before Configure.
+	// In the child, after the parent reported the cgroup placement, on the thread that will execve:
+	runtime.LockOSThread()
+	if err := namespaces.UnshareCgroup(); err != nil {
+		panic(err)
+	}
 }

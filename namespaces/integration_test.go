@@ -441,6 +441,9 @@ func TestPodSharedPID(t *testing.T) {
 	if pod.InitPID == 0 {
 		t.Fatal("no init for the pinned pid namespace")
 	}
+	if s := pod.String(); !strings.Contains(s, "user="+pod.Dir+"/user pid="+pod.Dir+"/pid network="+pod.Dir+"/net") {
+		t.Errorf("String: %s", s)
+	}
 	procDir := filepath.Join(os.TempDir(), testutil.Name(t, "proc"))
 	if err := os.Mkdir(procDir, 0o755); err != nil {
 		t.Fatal(err)

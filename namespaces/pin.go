@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -283,4 +284,17 @@ func (p *Pinned) endInit() error {
 	}
 	p.InitPID = 0
 	return nil
+}
+
+func (p *Pinned) String() string {
+	var parts []string
+	for _, t := range Types {
+		if path, ok := p.Paths[t]; ok {
+			parts = append(parts, string(t)+"="+path)
+		}
+	}
+	if p.InitPID != 0 {
+		parts = append(parts, fmt.Sprintf("(pid init %d)", p.InitPID))
+	}
+	return strings.Join(parts, " ")
 }
