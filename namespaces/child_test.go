@@ -49,6 +49,7 @@ type report struct {
 	LeakedFD  []string          `json:"leakedFd,omitempty"`
 	Pdeath    int32             `json:"pdeathsig"`
 	CgroupNS  string            `json:"cgroupNs,omitempty"` // after UnshareCgroup on the locked thread
+	FD3       string            `json:"fd3"`                // what the parent put first in ExtraFiles
 }
 
 func TestMain(m *testing.M) {
@@ -120,6 +121,7 @@ func observe() report {
 		}
 		r.StatUID, r.StatGID = int(st.Uid), int(st.Gid)
 	}
+	r.FD3, _ = os.Readlink("/proc/self/fd/3")
 	unix.Syscall(unix.SYS_PRCTL, unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&r.Pdeath)), 0)
 	b, _ = os.ReadFile("/proc/self/status")
 	for _, l := range strings.Split(string(b), "\n") {
@@ -131,7 +133,7 @@ func observe() report {
 	for _, e := range ents {
 		if fd, _ := strconv.Atoi(e.Name()); fd > 2 {
 			target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-			if strings.HasSuffix(target, "]") && !strings.HasPrefix(target, "pipe:") &&
+			if strings.HasSuffix(target, "]") && !strings.HasPrefix(target, "pipe:") && fd != 3 &&
 				target != "anon_inode:[eventpoll]" && target != "anon_inode:[eventfd]" {
 				r.LeakedFD = append(r.LeakedFD, e.Name()+"->"+target)
 			}
@@ -192,6 +194,15 @@ func startChild(t *testing.T, plan *NSPlan, mode string, env ...string) (*child,
 	}
 	defer stdout.Close()
 	cmd.Stdin, cmd.Stdout = stdinR, stdoutW
+	// Like the root package: fd 3 in the child is its end of a socketpair; Configure appends after it.
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	ours, theirs := os.NewFile(uintptr(sp[0]), "sync-parent"), os.NewFile(uintptr(sp[1]), "sync-child")
+	defer ours.Close()
+	defer theirs.Close()
+	cmd.ExtraFiles = []*os.File{theirs}
 	release, err := plan.Configure(cmd)
 	if err == nil {
 		err = plan.Start(cmd)
@@ -242,6 +253,9 @@ func runChild(t *testing.T, plan *NSPlan, env ...string) report {
 	}
 	if len(c.rep.LeakedFD) > 0 {
 		t.Errorf("child (%s) holds namespace fds: %v", plan, c.rep.LeakedFD)
+	}
+	if !strings.HasPrefix(c.rep.FD3, "socket:") {
+		t.Errorf("child (%s): fd 3 is %q, not the socket passed first", plan, c.rep.FD3)
 	}
 	// Reap it now: a pinned pid namespace's init cannot finish exiting while a zombie of ours is in it.
 	c.stdin.Close()
