@@ -50,6 +50,7 @@ type report struct {
 	Pdeath    int32             `json:"pdeathsig"`
 	CgroupNS  string            `json:"cgroupNs,omitempty"` // after UnshareCgroup on the locked thread
 	FD3       string            `json:"fd3"`                // what the parent put first in ExtraFiles
+	NetOwner  string            `json:"netOwner"`           // the user namespace owning the network namespace
 }
 
 func TestMain(m *testing.M) {
@@ -122,6 +123,12 @@ func observe() report {
 		r.StatUID, r.StatGID = int(st.Uid), int(st.Gid)
 	}
 	r.FD3, _ = os.Readlink("/proc/self/fd/3")
+	if f, err := OwningUserNS("/proc/self/ns/net"); err == nil {
+		r.NetOwner, _ = os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+		f.Close()
+	} else {
+		r.NetOwner = err.Error()
+	}
 	unix.Syscall(unix.SYS_PRCTL, unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&r.Pdeath)), 0)
 	b, _ = os.ReadFile("/proc/self/status")
 	for _, l := range strings.Split(string(b), "\n") {

@@ -303,6 +303,9 @@ func TestPodUserNet(t *testing.T) {
 	if rep.UID != 0 || rep.UIDMap != "0 100000 65536" {
 		t.Errorf("uid %d uid_map %q in pod user namespace", rep.UID, rep.UIDMap)
 	}
+	if rep.NetOwner != rep.NS["user"] {
+		t.Errorf("pod network namespace owned by %s, want the pod user namespace %s", rep.NetOwner, rep.NS["user"])
+	}
 	if rep.MountSys != "ok" {
 		t.Errorf("mount sysfs in the pod's user+net namespaces: %s", rep.MountSys)
 	}
@@ -494,5 +497,47 @@ func TestPodSharedPID(t *testing.T) {
 	}
 	if left := mountinfoUnder(t, pod.Dir); len(left) > 0 {
 		t.Errorf("mounts left after Release: %v", left)
+	}
+}
+
+// TestCreateUserJoinMountTime: a new user namespace with joined mount and time namespaces. The child
+// joins those first and then unshares the user namespace (with the network namespace it creates, so
+// the new user namespace owns it); the parent writes the id maps in between.
+func TestCreateUserJoinMountTime(t *testing.T) {
+	testutil.RequireRoot(t)
+	targetSpec := nsSpec(newNS(Mount, Time)...)
+	targetSpec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 86400}}
+	target, err := startChild(t, mustPlan(t, targetSpec), "hold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := append(newNS(User, Network),
+		specs.LinuxNamespace{Type: specs.MountNamespace, Path: fmt.Sprintf("/proc/%d/ns/mnt", target.cmd.Process.Pid)},
+		specs.LinuxNamespace{Type: specs.TimeNamespace, Path: fmt.Sprintf("/proc/%d/ns/time", target.cmd.Process.Pid)})
+	spec := nsSpec(entries...)
+	spec.Linux.UIDMappings, spec.Linux.GIDMappings = twoRanges, twoRanges
+	rep := runChild(t, mustPlan(t, spec))
+	self := nsLinks("self")
+	for _, typ := range []string{"mount", "time"} {
+		if rep.NS[typ] != target.rep.NS[typ] {
+			t.Errorf("%s = %s, want the target's %s", typ, rep.NS[typ], target.rep.NS[typ])
+		}
+	}
+	for _, typ := range []string{"user", "network"} {
+		if rep.NS[typ] == self[typ] {
+			t.Errorf("%s namespace not new", typ)
+		}
+	}
+	if rep.UID != 0 || rep.GID != 0 || rep.UIDMap != "0 200000 1000;1000 300000 1000" || rep.GIDMap != rep.UIDMap {
+		t.Errorf("uid %d gid %d uid_map %q gid_map %q", rep.UID, rep.GID, rep.UIDMap, rep.GIDMap)
+	}
+	if rep.CapEff == "0000000000000000" {
+		t.Error("root in the new user namespace has no capabilities")
+	}
+	if rep.NetOwner != rep.NS["user"] {
+		t.Errorf("new network namespace owned by %s, want the new user namespace %s", rep.NetOwner, rep.NS["user"])
+	}
+	if rep.Uptime < target.rep.Uptime {
+		t.Errorf("uptime %.0f: not the joined time namespace's (>= %.0f)", rep.Uptime, target.rep.Uptime)
 	}
 }

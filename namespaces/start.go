@@ -6,7 +6,9 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -80,7 +82,7 @@ func (p *NSPlan) Configure(cmd *exec.Cmd) (release func(), err error) {
 			spec.PidFDFlags = flags
 		}
 	} else {
-		joinedUser := p.Path(User) != ""
+		joinedUser, late := p.Path(User) != "", p.lateUser()
 		for _, ns := range p.Namespaces {
 			switch {
 			case ns.Path == "" && ns.Type == Time:
@@ -92,7 +94,7 @@ func (p *NSPlan) Configure(cmd *exec.Cmd) (release func(), err error) {
 				}
 			case ns.Path == "" && ns.Type == Cgroup && p.DeferCgroup:
 				// Made by the child with UnshareCgroup once it is in its cgroup.
-			case ns.Path == "" && joinedUser && ns.Type != PID:
+			case ns.Path == "" && (joinedUser || late) && ns.Type != PID:
 				spec.Unshare |= ns.Type.Flag()
 			case ns.Path == "":
 				attr.Cloneflags |= uintptr(ns.Type.Flag())
@@ -104,7 +106,20 @@ func (p *NSPlan) Configure(cmd *exec.Cmd) (release func(), err error) {
 				spec.Joins = append(spec.Joins, nsenter.Join{Flag: ns.Type.Flag(), FD: pass(f)})
 			}
 		}
-		if p.Creates(User) {
+		if late {
+			sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return nil, &StartError{Step: "socketpair for id maps", Err: err}
+			}
+			unix.SetNonblock(sp[0], true) // the parent's end: reads with a deadline
+			ours := os.NewFile(uintptr(sp[0]), "usersync-parent")
+			opened = append(opened, ours)
+			spec.UserSync = pass(os.NewFile(uintptr(sp[1]), "usersync-child"))
+			userSyncs.Store(cmd, ours)
+			cmd := cmd
+			prev := release
+			release = func() { userSyncs.Delete(cmd); prev() }
+		} else if p.Creates(User) {
 			attr.UidMappings = sysMappings(p.UIDMappings)
 			attr.GidMappings = sysMappings(p.GIDMappings)
 			// The parent is privileged in the parent user namespace: setgroups(2) may stay allowed.
@@ -153,6 +168,38 @@ func maps(in []specs.LinuxIDMapping, id uint32) bool {
 	return false
 }
 
+// userSyncs holds, from Configure to Start, the parent's end of the id-map handshake of a plan that
+// creates its user namespace late (see lateUser).
+var userSyncs sync.Map // *exec.Cmd -> *os.File
+
+// lateUser reports whether the plan creates a user namespace and joins a mount or time namespace.
+// Those must be joined before the user namespace exists (from inside it the child no longer may), so
+// the child unshares the user namespace itself, after the joins, together with the other namespaces
+// it creates (so the new user namespace owns them), and Start writes the id maps.
+func (p *NSPlan) lateUser() bool {
+	return p.Exec == nil && p.Creates(User) && (p.Path(Mount) != "" || p.Path(Time) != "")
+}
+
+// writeLateMaps is the parent's side of the handshake: wait for "u", write the maps, answer "g".
+func (p *NSPlan) writeLateMaps(pid int, f *os.File) error {
+	f.SetDeadline(time.Now().Add(10 * time.Second))
+	b := make([]byte, 1)
+	if _, err := f.Read(b); err != nil {
+		return fmt.Errorf("wait for the child's user namespace: %w", err)
+	}
+	for _, m := range []struct {
+		file string
+		maps []specs.LinuxIDMapping
+	}{{"uid_map", p.UIDMappings}, {"gid_map", p.GIDMappings}} {
+		path := fmt.Sprintf("/proc/%d/%s", pid, m.file)
+		if err := os.WriteFile(path, []byte(formatMap(m.maps, "\n")+"\n"), 0); err != nil {
+			return err
+		}
+	}
+	_, err := f.Write([]byte{'g'})
+	return err
+}
+
 // parentJoins lists the namespaces Start joins on the forking thread.
 func (p *NSPlan) parentJoins() []Namespace {
 	if p.Exec != nil {
@@ -180,8 +227,23 @@ func (p *NSPlan) parentJoins() []Namespace {
 // and returns to its own namespaces just after; if it cannot return, the thread is left locked so the
 // Go runtime ends it. No other thread of the caller changes namespace. A *StartError before the fork
 // means cmd.Start was never called: close the child's ends of pipes made with StdinPipe and the like
-// as for any Cmd that is not started (better: make the pipes with os.Pipe).
+// as for any Cmd that is not started (better: make the pipes with os.Pipe). A *StartError after the
+// fork (writing the id maps of a user namespace the child made) kills the child: reap it with Wait.
 func (p *NSPlan) Start(cmd *exec.Cmd) error {
+	sync, _ := userSyncs.LoadAndDelete(cmd)
+	if err := p.start(cmd); err != nil {
+		return err
+	}
+	if sync != nil {
+		if err := p.writeLateMaps(cmd.Process.Pid, sync.(*os.File)); err != nil {
+			cmd.Process.Kill()
+			return &StartError{Step: "write id maps", Err: err}
+		}
+	}
+	return nil
+}
+
+func (p *NSPlan) start(cmd *exec.Cmd) error {
 	joins := p.parentJoins()
 	if len(joins) == 0 {
 		return cmd.Start()
