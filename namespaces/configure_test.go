@@ -1,6 +1,7 @@
 package namespaces
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"slices"
@@ -78,5 +79,34 @@ func TestConfigureNewUser(t *testing.T) {
 	}
 	if strings.Contains(plan.String(), "deferred") {
 		t.Error(plan.String())
+	}
+}
+
+// TestConfigureError: a failing Configure leaves cmd as it was and closes what it opened.
+func TestConfigureError(t *testing.T) {
+	keep, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keep.Close()
+	for _, plan := range []*NSPlan{
+		{Exec: &ExecJoin{PID: 1 << 22, Types: []Type{Network, User}}},
+		{Namespaces: []Namespace{{Type: User, Path: "/proc/self/ns/user"}, {Type: Mount, Path: "/nonexistent"}}},
+	} {
+		cmd := exec.Command("/bin/true")
+		cmd.ExtraFiles = []*os.File{keep}
+		release, err := plan.Configure(cmd)
+		if err == nil {
+			release()
+			t.Fatalf("Configure(%s) succeeded", plan)
+		}
+		var se *StartError
+		if !errors.As(err, &se) || release != nil {
+			t.Errorf("Configure(%s) = %v, want a *StartError and no release", plan, err)
+		}
+		if len(cmd.ExtraFiles) != 1 || cmd.ExtraFiles[0] != keep || cmd.Env != nil ||
+			cmd.SysProcAttr != nil {
+			t.Errorf("Configure(%s) changed cmd: files %v env %q", plan, cmd.ExtraFiles, cmd.Env)
+		}
 	}
 }

@@ -33,6 +33,8 @@ import (
 //     the parent's privileges in the initial user namespace let it join namespaces that a child cloned
 //     into a new user namespace could no longer enter. The thread is restored rather than discarded
 //     because a child's Pdeathsig fires when the thread that forked it exits.
+//   - a new user namespace with a joined mount or time namespace: unshared by the child after the
+//     joins, id maps written by Start over a socket handshake (lateUser).
 
 // Configure prepares cmd for [NSPlan.Start]: clone flags and id mappings for new namespaces, and the
 // fds and environment variable that make the child join namespaces before its Go runtime starts
@@ -44,15 +46,26 @@ import (
 // execve.
 func (p *NSPlan) Configure(cmd *exec.Cmd) (release func(), err error) {
 	var opened []*os.File
-	release = func() {
+	closeAll := func() {
 		for _, f := range opened {
 			f.Close()
 		}
 		opened = nil
 	}
+	nfiles, sysAttr := len(cmd.ExtraFiles), cmd.SysProcAttr
+	var savedAttr syscall.SysProcAttr
+	if sysAttr != nil {
+		savedAttr = *sysAttr
+	}
 	defer func() {
 		if err != nil {
-			release()
+			// Leave cmd as it was given.
+			closeAll()
+			cmd.ExtraFiles = cmd.ExtraFiles[:nfiles]
+			if cmd.SysProcAttr = sysAttr; sysAttr != nil {
+				*sysAttr = savedAttr
+			}
+			userSyncs.Delete(cmd)
 		}
 	}()
 	pass := func(f *os.File) int {
@@ -116,9 +129,6 @@ func (p *NSPlan) Configure(cmd *exec.Cmd) (release func(), err error) {
 			opened = append(opened, ours)
 			spec.UserSync = pass(os.NewFile(uintptr(sp[1]), "usersync-child"))
 			userSyncs.Store(cmd, ours)
-			cmd := cmd
-			prev := release
-			release = func() { userSyncs.Delete(cmd); prev() }
 		} else if p.Creates(User) {
 			attr.UidMappings = sysMappings(p.UIDMappings)
 			attr.GidMappings = sysMappings(p.GIDMappings)
@@ -148,7 +158,7 @@ func (p *NSPlan) Configure(cmd *exec.Cmd) (release func(), err error) {
 		}
 		cmd.Env = append(env, nsenter.EnvName+"="+spec.String())
 	}
-	return release, nil
+	return func() { userSyncs.Delete(cmd); closeAll() }, nil
 }
 
 func sysMappings(in []specs.LinuxIDMapping) []syscall.SysProcIDMap {
