@@ -238,14 +238,15 @@ func (p *NSPlan) parentJoins() []Namespace {
 // Go runtime ends it. No other thread of the caller changes namespace. A *StartError before the fork
 // means cmd.Start was never called: close the child's ends of pipes made with StdinPipe and the like
 // as for any Cmd that is not started (better: make the pipes with os.Pipe). A *StartError after the
-// fork (writing the id maps of a user namespace the child made) kills the child: reap it with Wait.
+// fork (writing the id maps of a user namespace the child made, or a thread that could not return to
+// its namespaces) kills the child: reap it with Wait.
 func (p *NSPlan) Start(cmd *exec.Cmd) error {
-	sync, _ := userSyncs.LoadAndDelete(cmd)
+	handshake, _ := userSyncs.LoadAndDelete(cmd)
 	if err := p.start(cmd); err != nil {
 		return err
 	}
-	if sync != nil {
-		if err := p.writeLateMaps(cmd.Process.Pid, sync.(*os.File)); err != nil {
+	if handshake != nil {
+		if err := p.writeLateMaps(cmd.Process.Pid, handshake.(*os.File)); err != nil {
 			cmd.Process.Kill()
 			return &StartError{Step: "write id maps", Err: err}
 		}
@@ -279,9 +280,14 @@ func (p *NSPlan) startOnThread(cmd *exec.Cmd, joins []Namespace) (restored bool,
 		for i := len(own) - 1; i >= 0; i-- {
 			t := joins[i].Type
 			if rerr := unix.Setns(int(own[i].Fd()), t.Flag()); rerr != nil {
+				// The thread will be ended, which would fire a Pdeathsig of the child anyway: report
+				// the failure and end the child too, rather than leave it half-watched.
 				restored = false
 				if err == nil {
 					err = &StartError{Step: "return to own " + string(t) + " namespace", Err: rerr}
+					if cmd.Process != nil {
+						cmd.Process.Kill()
+					}
 				}
 			}
 			own[i].Close()
@@ -304,7 +310,7 @@ func (p *NSPlan) startOnThread(cmd *exec.Cmd, joins []Namespace) (restored bool,
 		} else {
 			var f *os.File
 			if f, err = openNS(ns.Path, ns.Type); err == nil {
-				fd, err = unix.Dup(int(f.Fd()))
+				fd, err = unix.Dup(int(f.Fd())) // an fd of our own: f's finalizer may close f's
 				f.Close()
 			}
 		}
