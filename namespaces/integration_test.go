@@ -49,11 +49,20 @@ func newNS(types ...Type) []specs.LinuxNamespace {
 	return out
 }
 
+// requireType skips when the kernel lacks namespaces of type typ (time: Linux 5.6).
+func requireType(t *testing.T, typ Type) {
+	t.Helper()
+	if _, err := os.Stat("/proc/self/ns/" + typ.ProcName()); err != nil {
+		t.Skipf("skipped: no %s namespaces on this kernel: %v", typ, err)
+	}
+}
+
 func TestCreateEachType(t *testing.T) {
 	testutil.RequireRoot(t)
 	parent := nsLinks("self")
 	for _, typ := range Types {
 		t.Run(string(typ), func(t *testing.T) {
+			requireType(t, typ)
 			rep := runChild(t, mustPlan(t, nsSpec(newNS(typ)...)))
 			for _, other := range Types {
 				same := rep.NS[string(other)] == parent[string(other)]
@@ -75,6 +84,7 @@ func TestCreateEachType(t *testing.T) {
 // eight (so every joined namespace but the user one is owned by that child's user namespace).
 func TestJoinEachType(t *testing.T) {
 	testutil.RequireRoot(t)
+	testutil.RequireKernel(t, 5, 6) // the target makes all eight types
 	target, err := startChild(t, mustPlan(t, nsSpec(newNS(allNewTypes...)...)), "hold")
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +188,7 @@ func TestTimeOffsets(t *testing.T) {
 
 func TestExecJoinsAll(t *testing.T) {
 	testutil.RequireRoot(t)
+	testutil.RequireKernel(t, 5, 8) // time namespaces, setns with a pidfd
 	target, err := startChild(t, mustPlan(t, nsSpec(newNS(allNewTypes...)...)), "hold")
 	if err != nil {
 		t.Fatal(err)
@@ -330,6 +341,7 @@ func TestPodUserNet(t *testing.T) {
 
 func TestPinRelease(t *testing.T) {
 	testutil.RequireRoot(t)
+	testutil.RequireKernel(t, 5, 6)
 	dir := filepath.Join(t.TempDir(), "pod")
 	types := []Type{User, Mount, Network, IPC, UTS, Cgroup, Time}
 	p, err := Pin(dir, types, PinOptions{UIDMappings: hostRange, GIDMappings: hostRange})
@@ -505,6 +517,7 @@ func TestPodSharedPID(t *testing.T) {
 // the new user namespace owns it); the parent writes the id maps in between.
 func TestCreateUserJoinMountTime(t *testing.T) {
 	testutil.RequireRoot(t)
+	testutil.RequireKernel(t, 5, 6)
 	targetSpec := nsSpec(newNS(Mount, Time)...)
 	targetSpec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 86400}}
 	target, err := startChild(t, mustPlan(t, targetSpec), "hold")
