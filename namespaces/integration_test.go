@@ -1,11 +1,14 @@
 package namespaces
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -46,11 +49,20 @@ func newNS(types ...Type) []specs.LinuxNamespace {
 	return out
 }
 
+// requireType skips when the kernel lacks namespaces of type typ (time: Linux 5.6).
+func requireType(t *testing.T, typ Type) {
+	t.Helper()
+	if _, err := os.Stat("/proc/self/ns/" + typ.ProcName()); err != nil {
+		t.Skipf("skipped: no %s namespaces on this kernel: %v", typ, err)
+	}
+}
+
 func TestCreateEachType(t *testing.T) {
 	testutil.RequireRoot(t)
 	parent := nsLinks("self")
 	for _, typ := range Types {
 		t.Run(string(typ), func(t *testing.T) {
+			requireType(t, typ)
 			rep := runChild(t, mustPlan(t, nsSpec(newNS(typ)...)))
 			for _, other := range Types {
 				same := rep.NS[string(other)] == parent[string(other)]
@@ -72,6 +84,7 @@ func TestCreateEachType(t *testing.T) {
 // eight (so every joined namespace but the user one is owned by that child's user namespace).
 func TestJoinEachType(t *testing.T) {
 	testutil.RequireRoot(t)
+	testutil.RequireKernel(t, 5, 6) // the target makes all eight types
 	target, err := startChild(t, mustPlan(t, nsSpec(newNS(allNewTypes...)...)), "hold")
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +98,9 @@ func TestJoinEachType(t *testing.T) {
 			}
 			if typ == PID && (rep.PID == 1 || rep.PID == target.cmd.Process.Pid) {
 				t.Errorf("pid in joined pid namespace = %d", rep.PID)
+			}
+			if rep.Pdeath != int32(unix.SIGKILL) {
+				t.Errorf("parent-death signal in child = %d, want SIGKILL", rep.Pdeath)
 			}
 		})
 	}
@@ -145,24 +161,34 @@ func TestUserMappings(t *testing.T) {
 func TestTimeOffsets(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireKernel(t, 5, 6)
-	spec := nsSpec(newNS(Time)...)
-	spec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{
-		"boottime":  {Secs: 86400 * 3},
-		"monotonic": {Secs: 7200, Nanosecs: 5},
-	}
-	before := observe().Uptime
-	rep := runChild(t, mustPlan(t, spec))
-	after := observe().Uptime
-	if rep.Uptime < before+86400*3 || rep.Uptime > after+86400*3 {
-		t.Errorf("uptime in child = %.2f, want within [%.2f, %.2f] + 3 days", rep.Uptime, before, after)
-	}
-	if rep.NS["time"] == nsLinks("self")["time"] {
-		t.Error("time namespace not new")
+	for _, withUser := range []bool{false, true} {
+		t.Run(fmt.Sprintf("user=%v", withUser), func(t *testing.T) {
+			types := []Type{Time}
+			if withUser {
+				// The time namespace is then owned by the new user namespace: offsets need root there.
+				types = append(types, User)
+			}
+			spec := nsSpec(newNS(types...)...)
+			spec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{
+				"boottime":  {Secs: 86400 * 3},
+				"monotonic": {Secs: 7200, Nanosecs: 5},
+			}
+			before := observe().Uptime
+			rep := runChild(t, mustPlan(t, spec))
+			after := observe().Uptime
+			if rep.Uptime < before+86400*3 || rep.Uptime > after+86400*3 {
+				t.Errorf("uptime in child = %.2f, want within [%.2f, %.2f] + 3 days", rep.Uptime, before, after)
+			}
+			if rep.NS["time"] == nsLinks("self")["time"] {
+				t.Error("time namespace not new")
+			}
+		})
 	}
 }
 
 func TestExecJoinsAll(t *testing.T) {
 	testutil.RequireRoot(t)
+	testutil.RequireKernel(t, 5, 8) // time namespaces, setns with a pidfd
 	target, err := startChild(t, mustPlan(t, nsSpec(newNS(allNewTypes...)...)), "hold")
 	if err != nil {
 		t.Fatal(err)
@@ -275,11 +301,11 @@ func TestPodUserNet(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Remove(sysDir) })
-	spec := nsSpec(append(newNS(Mount, UTS, IPC),
+	spec := nsSpec(append(newNS(Mount, UTS, IPC, PID),
 		specs.LinuxNamespace{Type: specs.UserNamespace, Path: pod.Path(User)},
 		specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: pod.Path(Network)})...)
 	spec.Hostname = "pod"
-	rep := runChild(t, mustPlan(t, spec), childSysEnv+"="+sysDir)
+	rep := runChild(t, mustPlan(t, spec), childSysEnv+"="+sysDir, childProcEnv+"="+sysDir)
 	if nsInode(rep.NS["user"]) != fmt.Sprint(inode(t, pod.Path(User))) ||
 		nsInode(rep.NS["network"]) != fmt.Sprint(inode(t, pod.Path(Network))) {
 		t.Errorf("container user %s net %s; pod pinned user %d net %d", rep.NS["user"], rep.NS["network"],
@@ -288,8 +314,16 @@ func TestPodUserNet(t *testing.T) {
 	if rep.UID != 0 || rep.UIDMap != "0 100000 65536" {
 		t.Errorf("uid %d uid_map %q in pod user namespace", rep.UID, rep.UIDMap)
 	}
+	if rep.NetOwner != rep.NS["user"] {
+		t.Errorf("pod network namespace owned by %s, want the pod user namespace %s", rep.NetOwner, rep.NS["user"])
+	}
 	if rep.MountSys != "ok" {
 		t.Errorf("mount sysfs in the pod's user+net namespaces: %s", rep.MountSys)
+	}
+	// Known limit (doc.go): clone(2) from the parent makes the new pid namespace owned by the initial
+	// user namespace, so the container cannot mount a procfs for it.
+	if rep.PID != 1 || !strings.Contains(rep.MountProc, "operation not permitted") {
+		t.Errorf("container pid %d (want 1); mount procfs: %q (the documented limit says EPERM)", rep.PID, rep.MountProc)
 	}
 
 	// A network namespace pinned later inside the same user namespace (PinOptions.UserNS).
@@ -307,6 +341,7 @@ func TestPodUserNet(t *testing.T) {
 
 func TestPinRelease(t *testing.T) {
 	testutil.RequireRoot(t)
+	testutil.RequireKernel(t, 5, 6)
 	dir := filepath.Join(t.TempDir(), "pod")
 	types := []Type{User, Mount, Network, IPC, UTS, Cgroup, Time}
 	p, err := Pin(dir, types, PinOptions{UIDMappings: hostRange, GIDMappings: hostRange})
@@ -336,5 +371,186 @@ func TestPinRelease(t *testing.T) {
 	}
 	if err := p.Release(); err != nil {
 		t.Errorf("second Release: %v", err)
+	}
+}
+
+// TestDeferCgroup: with DeferCgroup the clone leaves the cgroup namespace alone and the child makes it.
+func TestDeferCgroup(t *testing.T) {
+	testutil.RequireRoot(t)
+	plan := mustPlan(t, nsSpec(newNS(Cgroup, Mount)...))
+	plan.DeferCgroup = true
+	rep := runChild(t, plan, childCgEnv+"=1")
+	self := nsLinks("self")["cgroup"]
+	if rep.NS["cgroup"] != self {
+		t.Errorf("cgroup namespace changed at clone: %s", rep.NS["cgroup"])
+	}
+	if !strings.HasPrefix(rep.CgroupNS, "cgroup:[") || rep.CgroupNS == self {
+		t.Errorf("UnshareCgroup in child: %s (parent %s)", rep.CgroupNS, self)
+	}
+}
+
+// threadNS lists the namespaces of every thread of this process that a parent-side join touches.
+func threadNS(t *testing.T) map[string]bool {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, task := range tasks {
+		for _, n := range []string{"pid_for_children", "net", "ipc", "uts", "cgroup"} {
+			if l, err := os.Readlink(filepath.Join("/proc/self/task", task.Name(), "ns", n)); err == nil {
+				seen[l] = true
+			}
+		}
+	}
+	return seen
+}
+
+// TestStartLeavesThreadsAlone: after Start joined namespaces on its forking thread, successfully or
+// failing half-way, every thread of the parent is in the parent's own namespaces again.
+func TestStartLeavesThreadsAlone(t *testing.T) {
+	testutil.RequireRoot(t)
+	before := threadNS(t)
+	target, err := startChild(t, mustPlan(t, nsSpec(newNS(PID, Network, IPC, UTS, Cgroup)...)), "hold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []specs.LinuxNamespace
+	for _, typ := range []Type{PID, Network, UTS, Cgroup} {
+		entries = append(entries, specs.LinuxNamespace{Type: specs.LinuxNamespaceType(typ),
+			Path: fmt.Sprintf("/proc/%d/ns/%s", target.cmd.Process.Pid, typ.ProcName())})
+	}
+	for i := 0; i < 5; i++ {
+		runChild(t, mustPlan(t, nsSpec(entries...)))
+	}
+
+	// IPC is joined after pid and net: make it fail there.
+	gone, err := Pin(filepath.Join(t.TempDir(), "gone"), []Type{IPC}, PinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := mustPlan(t, nsSpec(append(entries, specs.LinuxNamespace{Type: specs.IPCNamespace, Path: gone.Path(IPC)})...))
+	if err := gone.Release(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = startChild(t, plan, "report")
+	var se *StartError
+	if !errors.As(err, &se) || se.Step != "setns ipc" || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Start with a vanished ipc path: %v, want a StartError at setns ipc wrapping ENOENT", err)
+	}
+
+	after := threadNS(t)
+	for l := range after {
+		if !before[l] {
+			t.Errorf("a thread of the parent is left in %s", l)
+		}
+	}
+}
+
+// TestPodSharedPID: a pod pins user, pid and net namespaces; the pid namespace is kept by a live init
+// in the pod's user namespace, so containers joining all three share it and can mount their procfs.
+func TestPodSharedPID(t *testing.T) {
+	testutil.RequireRoot(t)
+	pod := pin(t, []Type{User, PID, Network}, PinOptions{UIDMappings: hostRange, GIDMappings: hostRange})
+	if pod.InitPID == 0 {
+		t.Fatal("no init for the pinned pid namespace")
+	}
+	if s := pod.String(); !strings.Contains(s, "user="+pod.Dir+"/user pid="+pod.Dir+"/pid network="+pod.Dir+"/net") {
+		t.Errorf("String: %s", s)
+	}
+	procDir := filepath.Join(os.TempDir(), testutil.Name(t, "proc"))
+	if err := os.Mkdir(procDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(procDir) })
+	var entries []specs.LinuxNamespace
+	for _, typ := range []Type{User, PID, Network} {
+		entries = append(entries, specs.LinuxNamespace{Type: specs.LinuxNamespaceType(typ), Path: pod.Path(typ)})
+	}
+	entries = append(entries, newNS(Mount, IPC)...)
+	want := fmt.Sprint(inode(t, pod.Path(PID)))
+	for i := 0; i < 2; i++ {
+		rep := runChild(t, mustPlan(t, nsSpec(entries...)), childProcEnv+"="+procDir)
+		if nsInode(rep.NS["pid"]) != want || rep.PID <= 1 {
+			t.Errorf("container %d: pid namespace %s (pod %s), pid %d", i, rep.NS["pid"], want, rep.PID)
+		}
+		if rep.MountProc != "ok" {
+			t.Errorf("container %d: mount procfs in the pod's pid namespace: %s", i, rep.MountProc)
+		}
+	}
+
+	// Release from a copy read back from JSON, as an agent that restarted would.
+	b, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Pinned
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	initPID := pod.InitPID
+	if err := back.Release(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- pod.done() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Errorf("pod init after Release: %v, want killed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("pod init not ended by Release")
+	}
+	pod.done, pod.InitPID = nil, 0
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", initPID)); !os.IsNotExist(err) {
+		t.Errorf("pod init %d still exists: %v", initPID, err)
+	}
+	if left := mountinfoUnder(t, pod.Dir); len(left) > 0 {
+		t.Errorf("mounts left after Release: %v", left)
+	}
+}
+
+// TestCreateUserJoinMountTime: a new user namespace with joined mount and time namespaces. The child
+// joins those first and then unshares the user namespace (with the network namespace it creates, so
+// the new user namespace owns it); the parent writes the id maps in between.
+func TestCreateUserJoinMountTime(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireKernel(t, 5, 6)
+	targetSpec := nsSpec(newNS(Mount, Time)...)
+	targetSpec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 86400}}
+	target, err := startChild(t, mustPlan(t, targetSpec), "hold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := append(newNS(User, Network),
+		specs.LinuxNamespace{Type: specs.MountNamespace, Path: fmt.Sprintf("/proc/%d/ns/mnt", target.cmd.Process.Pid)},
+		specs.LinuxNamespace{Type: specs.TimeNamespace, Path: fmt.Sprintf("/proc/%d/ns/time", target.cmd.Process.Pid)})
+	spec := nsSpec(entries...)
+	spec.Linux.UIDMappings, spec.Linux.GIDMappings = twoRanges, twoRanges
+	rep := runChild(t, mustPlan(t, spec))
+	self := nsLinks("self")
+	for _, typ := range []string{"mount", "time"} {
+		if rep.NS[typ] != target.rep.NS[typ] {
+			t.Errorf("%s = %s, want the target's %s", typ, rep.NS[typ], target.rep.NS[typ])
+		}
+	}
+	for _, typ := range []string{"user", "network"} {
+		if rep.NS[typ] == self[typ] {
+			t.Errorf("%s namespace not new", typ)
+		}
+	}
+	if rep.UID != 0 || rep.GID != 0 || rep.UIDMap != "0 200000 1000;1000 300000 1000" || rep.GIDMap != rep.UIDMap {
+		t.Errorf("uid %d gid %d uid_map %q gid_map %q", rep.UID, rep.GID, rep.UIDMap, rep.GIDMap)
+	}
+	if rep.CapEff == "0000000000000000" {
+		t.Error("root in the new user namespace has no capabilities")
+	}
+	if rep.NetOwner != rep.NS["user"] {
+		t.Errorf("new network namespace owned by %s, want the new user namespace %s", rep.NetOwner, rep.NS["user"])
+	}
+	if rep.Uptime < target.rep.Uptime {
+		t.Errorf("uptime %.0f: not the joined time namespace's (>= %.0f)", rep.Uptime, target.rep.Uptime)
 	}
 }

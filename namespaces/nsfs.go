@@ -13,10 +13,33 @@ const (
 	nsGetNSType = 0xb703
 )
 
+// openNSFile opens a namespace file for reading. The path comes from a spec and may name anything: a
+// FIFO would block an open for reading and a device could act on being opened, so it is first opened
+// with O_PATH (which does neither) and only reopened for real once it is known to be on nsfs.
+func openNSFile(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "fstatfs", Path: path, Err: err}
+	}
+	if st.Type != unix.NSFS_MAGIC {
+		return nil, fmt.Errorf("%w: %s is not on nsfs", ErrNotNamespace, path)
+	}
+	rfd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "reopen", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(rfd), path), nil
+}
+
 // openNS opens path and checks with NS_GET_NSTYPE that it is a namespace of type want. The name of
 // the file proves nothing: only nsfs answers the ioctl.
 func openNS(path string, want Type) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	f, err := openNSFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +73,7 @@ func nsTypeOf(f *os.File) (Type, error) {
 // OwningUserNS opens the user namespace that owns the namespace at nsPath (NS_GET_USERNS): given only
 // a pod's network namespace, this finds the user namespace a container must join with it.
 func OwningUserNS(nsPath string) (*os.File, error) {
-	f, err := os.OpenFile(nsPath, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	f, err := openNSFile(nsPath)
 	if err != nil {
 		return nil, err
 	}

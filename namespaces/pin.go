@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +37,10 @@ type Pinned struct {
 	Paths map[Type]string `json:"paths"`
 	// OwnDir is set when Pin created Dir, so Release removes it.
 	OwnDir bool `json:"ownDir,omitempty"`
+	// InitPID is the process that keeps a pinned pid namespace alive as its init (0 without PID).
+	InitPID int `json:"initPid,omitempty"`
+
+	done func() error // ends and reaps InitPID; nil in a Pinned read back from JSON
 }
 
 // Path returns the file pinning the namespace of type t ("" if it was not pinned).
@@ -46,8 +51,12 @@ func (p *Pinned) Path(t Type) string { return p.Paths[t] }
 // main) is started with them, their /proc/<pid>/ns files are bind-mounted under dir, and the helper
 // exits. With User in types every other namespace is created inside that new user namespace (owned by
 // it), which is the pod pattern: a container that joins the user and network namespaces is privileged
-// over the network namespace and can mount sysfs. PID cannot be pinned: a pid namespace dies with its
-// first process.
+// over the network namespace and can mount sysfs.
+//
+// A pid namespace ends with its init, so pinning PID keeps the helper alive as that init (InitPID, a
+// process per pod, not per container): it sleeps, reaps the orphans of the containers that join the
+// namespace, and exits when Release closes its stdin or the caller dies. With User, the pid namespace
+// is owned by the pod's user namespace and the containers that join both can mount their procfs.
 //
 // dir is created (mode 0700) if missing. On error nothing is left mounted and what Pin created is
 // removed.
@@ -57,8 +66,8 @@ func Pin(dir string, types []Type, opts PinOptions) (pinned *Pinned, err error) 
 		switch {
 		case !t.Valid():
 			return nil, fmt.Errorf("namespaces: pin %q: %w", t, ErrUnknownType)
-		case t == PID:
-			return nil, fmt.Errorf("namespaces: pin pid: %w: a pid namespace ends with its init process", ErrNotPinnable)
+		case t == PID && opts.UserNS != "":
+			return nil, fmt.Errorf("namespaces: pin pid with UserNS: %w: its init would have to be forked inside the user namespace", ErrNotPinnable)
 		case seen[t]:
 			return nil, fmt.Errorf("namespaces: pin %s: %w", t, ErrDuplicate)
 		}
@@ -108,11 +117,16 @@ func Pin(dir string, types []Type, opts PinOptions) (pinned *Pinned, err error) 
 	if err != nil {
 		return pinned, err
 	}
-	defer func() {
-		if derr := done(); derr != nil && err == nil {
-			err = derr
-		}
-	}()
+	if seen[PID] {
+		// The helper is the pid namespace's init and has to stay: Release ends it.
+		pinned.InitPID, pinned.done = pid, done
+	} else {
+		defer func() {
+			if derr := done(); derr != nil && err == nil {
+				err = derr
+			}
+		}()
+	}
 	for _, t := range types {
 		src := fmt.Sprintf("/proc/%d/ns/%s", pid, t.ProcName())
 		if t == Time {
@@ -139,7 +153,7 @@ func startHolder(types []Type, opts PinOptions) (pid int, done func() error, err
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"libjail-nspin"}
 	cmd.Env = []string{}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	spec := nsenter.Spec{Hold: true}
 	var userFile *os.File
 	for _, t := range types {
@@ -203,8 +217,14 @@ func startHolder(types []Type, opts PinOptions) (pid int, done func() error, err
 
 // Release unmounts the pinned namespaces (each lives on while a process or another mount uses it) and
 // removes their files, and Dir if Pin created it. It can be called again after a partial failure.
+// With a pinned pid namespace it also ends its init, which kills every process left in that namespace.
 func (p *Pinned) Release() error {
 	var errs []error
+	if p.InitPID != 0 {
+		if err := p.endInit(); err != nil {
+			return fmt.Errorf("namespaces: release %s: %w", p.Dir, err)
+		}
+	}
 	for t, path := range p.Paths {
 		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
 			errs = append(errs, &os.PathError{Op: "unmount", Path: path, Err: err})
@@ -225,4 +245,56 @@ func (p *Pinned) Release() error {
 		return fmt.Errorf("namespaces: release %s: %w", p.Dir, errors.Join(errs...))
 	}
 	return nil
+}
+
+// endInit ends the init of a pinned pid namespace: through its stdin when this process started it, else
+// (a Pinned read back from JSON) with SIGKILL through a pidfd, after checking that the process is still
+// the init of the pinned namespace and not a reuse of its pid.
+func (p *Pinned) endInit() error {
+	if p.done != nil {
+		// The init's exit makes the kernel kill every process of the namespace, and the init is only
+		// reaped once all of them are, including the caller's own children there (containers that it
+		// has not waited for yet). So do not block on it: the caller's waits finish the job.
+		done := p.done
+		p.done, p.InitPID = nil, 0
+		go done()
+		return nil
+	}
+	pidfd, err := unix.PidfdOpen(p.InitPID, 0)
+	if err == unix.ESRCH {
+		p.InitPID = 0
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("pidfd_open %d: %w", p.InitPID, err)
+	}
+	defer unix.Close(pidfd)
+	if p.Paths[PID] == "" {
+		// Nothing to check the process against: leave it rather than kill a stranger.
+		return fmt.Errorf("pid namespace init %d: no pinned pid namespace to check it against", p.InitPID)
+	}
+	want, err := statNS(p.Paths[PID])
+	if err != nil {
+		return err
+	}
+	got, err := statNS(fmt.Sprintf("/proc/%d/ns/pid", p.InitPID))
+	if err == nil && got == want {
+		if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("kill pid namespace init %d: %w", p.InitPID, err)
+		}
+	}
+	p.InitPID = 0
+	return nil
+}
+
+func (p *Pinned) String() string {
+	var parts []string
+	for _, t := range Types {
+		if path, ok := p.Paths[t]; ok {
+			parts = append(parts, string(t)+"="+path)
+		}
+	}
+	if p.InitPID != 0 {
+		parts = append(parts, fmt.Sprintf("(pid init %d)", p.InitPID))
+	}
+	return strings.Join(parts, " ")
 }

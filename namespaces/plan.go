@@ -77,7 +77,6 @@ func Plan(spec *specs.Spec) (*NSPlan, error) {
 			p.Namespaces = append(p.Namespaces, Namespace{Type: t, Path: lin.Namespaces[i].Path})
 		}
 	}
-	field := func(t Type) string { return fmt.Sprintf("linux.namespaces[%d]", seen[t]) }
 
 	newUser := p.Creates(User)
 	for _, m := range []struct {
@@ -120,15 +119,6 @@ func Plan(spec *specs.Spec) (*NSPlan, error) {
 		return nil, fieldErr("domainname", ErrNeedUTS, "")
 	}
 
-	// A user namespace created by clone(2) holds the child before the pre-runtime joiner runs, and
-	// from there it can no longer enter mount or time namespaces owned by an ancestor.
-	if newUser {
-		for _, t := range []Type{Mount, Time} {
-			if p.Path(t) != "" {
-				return nil, fieldErr(field(t)+".path", ErrUnsupported, "joining a %s namespace while creating a user namespace", t)
-			}
-		}
-	}
 	return p, nil
 }
 
@@ -143,8 +133,8 @@ func checkMappings(field string, maps []specs.LinuxIDMapping) error {
 		if m.Size == 0 {
 			return fieldErr(f+".size", ErrMappings, "size 0")
 		}
-		if uint64(m.ContainerID)+uint64(m.Size) > 1<<32 || uint64(m.HostID)+uint64(m.Size) > 1<<32 {
-			return fieldErr(f, ErrMappings, "range beyond 2^32")
+		if uint64(m.ContainerID)+uint64(m.Size) >= 1<<32 || uint64(m.HostID)+uint64(m.Size) >= 1<<32 {
+			return fieldErr(f, ErrMappings, "range reaches 2^32 (the kernel reserves id 4294967295)")
 		}
 	}
 	for i := 1; i < len(sorted); i++ {

@@ -6,7 +6,9 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -31,6 +33,8 @@ import (
 //     the parent's privileges in the initial user namespace let it join namespaces that a child cloned
 //     into a new user namespace could no longer enter. The thread is restored rather than discarded
 //     because a child's Pdeathsig fires when the thread that forked it exits.
+//   - a new user namespace with a joined mount or time namespace: unshared by the child after the
+//     joins, id maps written by Start over a socket handshake (lateUser).
 
 // Configure prepares cmd for [NSPlan.Start]: clone flags and id mappings for new namespaces, and the
 // fds and environment variable that make the child join namespaces before its Go runtime starts
@@ -42,15 +46,26 @@ import (
 // execve.
 func (p *NSPlan) Configure(cmd *exec.Cmd) (release func(), err error) {
 	var opened []*os.File
-	release = func() {
+	closeAll := func() {
 		for _, f := range opened {
 			f.Close()
 		}
 		opened = nil
 	}
+	nfiles, sysAttr := len(cmd.ExtraFiles), cmd.SysProcAttr
+	var savedAttr syscall.SysProcAttr
+	if sysAttr != nil {
+		savedAttr = *sysAttr
+	}
 	defer func() {
 		if err != nil {
-			release()
+			// Leave cmd as it was given.
+			closeAll()
+			cmd.ExtraFiles = cmd.ExtraFiles[:nfiles]
+			if cmd.SysProcAttr = sysAttr; sysAttr != nil {
+				*sysAttr = savedAttr
+			}
+			userSyncs.Delete(cmd)
 		}
 	}()
 	pass := func(f *os.File) int {
@@ -80,7 +95,7 @@ func (p *NSPlan) Configure(cmd *exec.Cmd) (release func(), err error) {
 			spec.PidFDFlags = flags
 		}
 	} else {
-		joinedUser := p.Path(User) != ""
+		joinedUser, late := p.Path(User) != "", p.lateUser()
 		for _, ns := range p.Namespaces {
 			switch {
 			case ns.Path == "" && ns.Type == Time:
@@ -92,7 +107,7 @@ func (p *NSPlan) Configure(cmd *exec.Cmd) (release func(), err error) {
 				}
 			case ns.Path == "" && ns.Type == Cgroup && p.DeferCgroup:
 				// Made by the child with UnshareCgroup once it is in its cgroup.
-			case ns.Path == "" && joinedUser && ns.Type != PID:
+			case ns.Path == "" && (joinedUser || late) && ns.Type != PID:
 				spec.Unshare |= ns.Type.Flag()
 			case ns.Path == "":
 				attr.Cloneflags |= uintptr(ns.Type.Flag())
@@ -104,7 +119,17 @@ func (p *NSPlan) Configure(cmd *exec.Cmd) (release func(), err error) {
 				spec.Joins = append(spec.Joins, nsenter.Join{Flag: ns.Type.Flag(), FD: pass(f)})
 			}
 		}
-		if p.Creates(User) {
+		if late {
+			sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return nil, &StartError{Step: "socketpair for id maps", Err: err}
+			}
+			unix.SetNonblock(sp[0], true) // the parent's end: reads with a deadline
+			ours := os.NewFile(uintptr(sp[0]), "usersync-parent")
+			opened = append(opened, ours)
+			spec.UserSync = pass(os.NewFile(uintptr(sp[1]), "usersync-child"))
+			userSyncs.Store(cmd, ours)
+		} else if p.Creates(User) {
 			attr.UidMappings = sysMappings(p.UIDMappings)
 			attr.GidMappings = sysMappings(p.GIDMappings)
 			// The parent is privileged in the parent user namespace: setgroups(2) may stay allowed.
@@ -133,7 +158,7 @@ func (p *NSPlan) Configure(cmd *exec.Cmd) (release func(), err error) {
 		}
 		cmd.Env = append(env, nsenter.EnvName+"="+spec.String())
 	}
-	return release, nil
+	return func() { userSyncs.Delete(cmd); closeAll() }, nil
 }
 
 func sysMappings(in []specs.LinuxIDMapping) []syscall.SysProcIDMap {
@@ -151,6 +176,38 @@ func maps(in []specs.LinuxIDMapping, id uint32) bool {
 		}
 	}
 	return false
+}
+
+// userSyncs holds, from Configure to Start, the parent's end of the id-map handshake of a plan that
+// creates its user namespace late (see lateUser).
+var userSyncs sync.Map // *exec.Cmd -> *os.File
+
+// lateUser reports whether the plan creates a user namespace and joins a mount or time namespace.
+// Those must be joined before the user namespace exists (from inside it the child no longer may), so
+// the child unshares the user namespace itself, after the joins, together with the other namespaces
+// it creates (so the new user namespace owns them), and Start writes the id maps.
+func (p *NSPlan) lateUser() bool {
+	return p.Exec == nil && p.Creates(User) && (p.Path(Mount) != "" || p.Path(Time) != "")
+}
+
+// writeLateMaps is the parent's side of the handshake: wait for "u", write the maps, answer "g".
+func (p *NSPlan) writeLateMaps(pid int, f *os.File) error {
+	f.SetDeadline(time.Now().Add(10 * time.Second))
+	b := make([]byte, 1)
+	if _, err := f.Read(b); err != nil {
+		return fmt.Errorf("wait for the child's user namespace: %w", err)
+	}
+	for _, m := range []struct {
+		file string
+		maps []specs.LinuxIDMapping
+	}{{"uid_map", p.UIDMappings}, {"gid_map", p.GIDMappings}} {
+		path := fmt.Sprintf("/proc/%d/%s", pid, m.file)
+		if err := os.WriteFile(path, []byte(formatMap(m.maps, "\n")+"\n"), 0); err != nil {
+			return err
+		}
+	}
+	_, err := f.Write([]byte{'g'})
+	return err
 }
 
 // parentJoins lists the namespaces Start joins on the forking thread.
@@ -178,8 +235,26 @@ func (p *NSPlan) parentJoins() []Namespace {
 // Start starts cmd (prepared by [NSPlan.Configure]). When the plan joins a pid, net, ipc, uts or
 // cgroup namespace, Start forks from an OS thread locked for the purpose, which joins them just before
 // and returns to its own namespaces just after; if it cannot return, the thread is left locked so the
-// Go runtime ends it. No other thread of the caller changes namespace.
+// Go runtime ends it. No other thread of the caller changes namespace. A *StartError before the fork
+// means cmd.Start was never called: close the child's ends of pipes made with StdinPipe and the like
+// as for any Cmd that is not started (better: make the pipes with os.Pipe). A *StartError after the
+// fork (writing the id maps of a user namespace the child made, or a thread that could not return to
+// its namespaces) kills the child: reap it with Wait.
 func (p *NSPlan) Start(cmd *exec.Cmd) error {
+	handshake, _ := userSyncs.LoadAndDelete(cmd)
+	if err := p.start(cmd); err != nil {
+		return err
+	}
+	if handshake != nil {
+		if err := p.writeLateMaps(cmd.Process.Pid, handshake.(*os.File)); err != nil {
+			cmd.Process.Kill()
+			return &StartError{Step: "write id maps", Err: err}
+		}
+	}
+	return nil
+}
+
+func (p *NSPlan) start(cmd *exec.Cmd) error {
 	joins := p.parentJoins()
 	if len(joins) == 0 {
 		return cmd.Start()
@@ -205,9 +280,14 @@ func (p *NSPlan) startOnThread(cmd *exec.Cmd, joins []Namespace) (restored bool,
 		for i := len(own) - 1; i >= 0; i-- {
 			t := joins[i].Type
 			if rerr := unix.Setns(int(own[i].Fd()), t.Flag()); rerr != nil {
+				// The thread will be ended, which would fire a Pdeathsig of the child anyway: report
+				// the failure and end the child too, rather than leave it half-watched.
 				restored = false
 				if err == nil {
 					err = &StartError{Step: "return to own " + string(t) + " namespace", Err: rerr}
+					if cmd.Process != nil {
+						cmd.Process.Kill()
+					}
 				}
 			}
 			own[i].Close()
@@ -230,7 +310,7 @@ func (p *NSPlan) startOnThread(cmd *exec.Cmd, joins []Namespace) (restored bool,
 		} else {
 			var f *os.File
 			if f, err = openNS(ns.Path, ns.Type); err == nil {
-				fd, err = unix.Dup(int(f.Fd()))
+				fd, err = unix.Dup(int(f.Fd())) // an fd of our own: f's finalizer may close f's
 				f.Close()
 			}
 		}

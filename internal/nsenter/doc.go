@@ -13,15 +13,20 @@
 //
 //	user=5,mnt=6,time=7   join the namespace file open at that fd (nstype checked by the kernel)
 //	pidfd=8:0x6c020000    setns(pidfd, flags): join several namespaces of a process at once
-//	unshare=0x2c020000    unshare(flags) after the joins (namespaces owned by a joined user namespace)
+//	timens=-3:0:9:1       new time namespace: monotonic s:ns, boottime s:ns offsets; entered first
+//	unshare=0x2c020000    unshare(flags) after the joins (namespaces owned by a joined user namespace,
+//	                      or by a new one when the flags hold CLONE_NEWUSER)
+//	usersync=9            after unshare: write "u" on fd 9, wait for "g" (the parent wrote the id maps)
+//	pdeathsig=9           PR_SET_PDEATHSIG, last (a credential change clears the inherited one)
 //	hold                  pinning helper: write one byte on fd 1, block until fd 0 is at EOF, _exit
 //
-// Order: pidfd joins first; then every namespace file except the user namespace while the process still
-// has the privileges of its own user namespace, then the user namespace, then (retried) any file that
-// was refused with EPERM before it; then unshare. After joining a user namespace the process switches to
-// uid and gid 0 there when 0 is mapped (and drops supplementary groups when setgroups is allowed), so it
-// keeps its capabilities across the execve the caller does later. All fds named are closed and the
-// variable is removed from the environment, success or not.
+// Order: a new time namespace first (while /proc is surely the parent's); pidfd joins; then every
+// namespace file except the user namespace while the process still has the privileges of its own user
+// namespace, then the user namespace, then (retried) any file that was refused with EPERM before it;
+// then unshare and the id-map handshake; the parent-death signal last. After entering a user namespace
+// the process switches to uid and gid 0 there when 0 is mapped (and drops supplementary groups when
+// setgroups is allowed), so it keeps its capabilities across the execve the caller does later. All
+// fds named are closed and the variable is removed from the environment, success or not.
 //
 // The constructor never prints: the first failure (step, namespace, errno) is recorded and the rest is
 // skipped. Go code reads it with [Result], which must be called first thing in the child: a failure

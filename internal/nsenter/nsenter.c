@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <grp.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -104,6 +105,9 @@ static int new_timens(const long long off[4]) {
 static void hold(void) {
 	char c = 'r';
 	if (!libjail_nsenter_result.failed) {
+		// As the init of a pinned pid namespace it inherits the orphans of that namespace: let the
+		// kernel reap them.
+		signal(SIGCHLD, SIG_IGN);
 		if (write(1, &c, 1) != 1)
 			_exit(2);
 		while (read(0, &c, 1) > 0)
@@ -118,8 +122,12 @@ __attribute__((constructor)) static void libjail_nsenter(void) {
 	if (spec == NULL)
 		return;
 
+	// A credential change (become_root) clears the parent-death signal the parent asked for: keep it.
+	int inherited_pdeathsig = 0;
+	prctl(PR_GET_PDEATHSIG, &inherited_pdeathsig);
+
 	struct { int fd; int ns; int pidfd; } joins[MAX_JOINS];
-	int njoins = 0, unshare_flags = 0, holding = 0, timens = 0, pdeathsig = 0;
+	int njoins = 0, unshare_flags = 0, holding = 0, timens = 0, pdeathsig = 0, usersync = -1;
 	long long time_off[4] = {0, 0, 0, 0};
 
 	// Grammar: comma-separated items; "<ns>=<fd>", "pidfd=<fd>:<flags>", "unshare=<flags>", "hold".
@@ -159,6 +167,8 @@ __attribute__((constructor)) static void libjail_nsenter(void) {
 				unshare_flags = (int)v;
 			} else if (eq - p == 9 && memcmp(p, "pdeathsig", 9) == 0) {
 				pdeathsig = (int)v;
+			} else if (eq - p == 8 && memcmp(p, "usersync", 8) == 0) {
+				usersync = (int)v;
 			} else if (eq - p == 5 && memcmp(p, "pidfd", 5) == 0) {
 				long flags;
 				if (*end != ':' || (flags = parse_num(end + 1, &end)) < 0 || njoins == MAX_JOINS) {
@@ -246,8 +256,31 @@ __attribute__((constructor)) static void libjail_nsenter(void) {
 		fail(LIBJAIL_STEP_UNSHARE, unshare_flags, errno);
 		goto out;
 	}
+	if (usersync >= 0) {
+		// A user namespace made here, after the joins it would have forbidden: the parent writes its
+		// id maps between our "u" and its "g".
+		char c = 'u';
+		ssize_t n;
+		if (write(usersync, &c, 1) != 1) {
+			fail(LIBJAIL_STEP_USERMAP, CLONE_NEWUSER, errno);
+			goto out;
+		}
+		do
+			n = read(usersync, &c, 1);
+		while (n < 0 && errno == EINTR);
+		if (n != 1 || c != 'g') {
+			fail(LIBJAIL_STEP_USERMAP, CLONE_NEWUSER, n < 0 ? errno : EPIPE);
+			goto out;
+		}
+		if (become_root() < 0) {
+			fail(LIBJAIL_STEP_BECOME_ROOT, CLONE_NEWUSER, errno);
+			goto out;
+		}
+	}
 
-	// Last: a change of credentials (become_root) clears it.
+	// Last, as a change of credentials clears it.
+	if (pdeathsig == 0)
+		pdeathsig = inherited_pdeathsig;
 	if (pdeathsig != 0 && prctl(PR_SET_PDEATHSIG, pdeathsig) < 0) {
 		fail(LIBJAIL_STEP_PDEATHSIG, 0, errno);
 		goto out;
@@ -258,6 +291,8 @@ out:
 	// container.
 	for (int i = 0; i < njoins; i++)
 		close(joins[i].fd);
+	if (usersync >= 0)
+		close(usersync);
 	// Keep the variable from leaking into the embedding program's children. glibc edits the
 	// environment array in place, which is the one the Go runtime reads later.
 	unsetenv(LIBJAIL_NSENTER_ENV);

@@ -28,6 +28,7 @@ const (
 	StepUnshare    Step = C.LIBJAIL_STEP_UNSHARE     // unshare(2) after the joins
 	StepTimeNS     Step = C.LIBJAIL_STEP_TIMENS      // creating, offsetting and entering a time ns
 	StepPdeathsig  Step = C.LIBJAIL_STEP_PDEATHSIG   // prctl(PR_SET_PDEATHSIG)
+	StepUserMap    Step = C.LIBJAIL_STEP_USERMAP     // waiting for the parent to write id maps
 )
 
 func (s Step) String() string {
@@ -44,6 +45,8 @@ func (s Step) String() string {
 		return "new time namespace"
 	case StepPdeathsig:
 		return "set parent-death signal"
+	case StepUserMap:
+		return "wait for id maps"
 	}
 	return "step " + strconv.Itoa(int(s))
 }
@@ -108,6 +111,9 @@ type Spec struct {
 	Unshare    int
 	// NewTime creates a time namespace with these offsets (nil: none) and moves the process into it.
 	NewTime *TimeOffsets
+	// UserSync > 0 is a socket: after Unshare (which then holds CLONE_NEWUSER) the constructor writes
+	// "u", waits for the parent to write the id maps and answer "g", then becomes root there.
+	UserSync int
 	// Pdeathsig is set with PR_SET_PDEATHSIG as the last step (0: left alone).
 	Pdeathsig int
 	Hold      bool
@@ -121,7 +127,8 @@ type TimeOffsets struct {
 
 // Empty reports whether the constructor would have nothing to do.
 func (s Spec) Empty() bool {
-	return len(s.Joins) == 0 && s.PidFD <= 0 && s.Unshare == 0 && s.NewTime == nil && s.Pdeathsig == 0 && !s.Hold
+	return len(s.Joins) == 0 && s.PidFD <= 0 && s.Unshare == 0 && s.NewTime == nil && s.UserSync <= 0 &&
+		s.Pdeathsig == 0 && !s.Hold
 }
 
 func (s Spec) String() string {
@@ -137,6 +144,9 @@ func (s Spec) String() string {
 	}
 	if s.Unshare != 0 {
 		items = append(items, fmt.Sprintf("unshare=%#x", s.Unshare))
+	}
+	if s.UserSync > 0 {
+		items = append(items, fmt.Sprintf("usersync=%d", s.UserSync))
 	}
 	if s.Pdeathsig != 0 {
 		items = append(items, fmt.Sprintf("pdeathsig=%d", s.Pdeathsig))

@@ -10,6 +10,7 @@ enum {
 	LIBJAIL_STEP_UNSHARE = 4,
 	LIBJAIL_STEP_TIMENS = 5,
 	LIBJAIL_STEP_PDEATHSIG = 6,
+	LIBJAIL_STEP_USERMAP = 7,
 };
 
 struct libjail_nsenter_result {
