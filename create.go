@@ -84,7 +84,7 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 	c.mu.Lock()
 	c.conn = parent
 	c.mu.Unlock()
-	cmd, closeAfterStart, err := c.command(exe, childSock)
+	cmd, closeAfterStart, err := c.commandFor(exe, childSock, c.opts.Stdin, c.opts.Stdout, c.opts.Stderr)
 	if err != nil {
 		childSock.Close()
 		return StepStartChild, err
@@ -110,10 +110,8 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 		return StepPlaceCgroup, err
 	}
 	if a := c.child.Process.OOMScoreAdj; a != nil {
-		// Written by the parent: raising it needs CAP_SYS_RESOURCE, which the child may lose.
-		p := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/oom_score_adj"
-		if err := os.WriteFile(p, []byte(strconv.Itoa(*a)), 0); err != nil {
-			return StepPlaceCgroup, fmt.Errorf("process.oomScoreAdj: %w", err)
+		if err := writeOOMScoreAdj(cmd.Process.Pid, *a); err != nil {
+			return StepPlaceCgroup, err
 		}
 	}
 	c.mu.Lock()
@@ -125,17 +123,18 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 	return c.awaitReady(ctx)
 }
 
-// command builds the exec.Cmd of the child: the sealed executable, the socket as fd 3, stdio.
-// closeAfterStart lists the parent's copies of what the child inherits.
-func (c *Container) command(exe *os.File, childSock *os.File) (*exec.Cmd, []io.Closer, error) {
+// commandFor builds the exec.Cmd of a child: the sealed executable, the socket as fd 3, stdio, and
+// the container's v2 cgroup to be born in. The returned closers are the parent's copies of what
+// the child inherits, to close once it has started.
+func (c *Container) commandFor(exe, childSock *os.File, stdin io.Reader, stdout, stderr io.Writer) (*exec.Cmd, []io.Closer, error) {
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
 		Args:       []string{"libjail-init", c.id},
 		Env:        []string{initEnv + "=" + strconv.Itoa(childFD)},
 		ExtraFiles: []*os.File{childSock},
-		Stdin:      c.opts.Stdin,
-		Stdout:     c.opts.Stdout,
-		Stderr:     c.opts.Stderr,
+		Stdin:      stdin,
+		Stdout:     stdout,
+		Stderr:     stderr,
 		SysProcAttr: &syscall.SysProcAttr{
 			Setsid: true, // the container gets its own session, so a terminal can become its ctty
 		},
@@ -347,6 +346,10 @@ func closeFiles(files []*os.File) {
 // forwardListener hands the child's seccomp listener to the agent at the profile's listenerPath,
 // with the container's state, then lets the child go on.
 func (c *Container) forwardListener(ctx context.Context, files []*os.File) error {
+	return c.forwardListenerOn(ctx, c.conn, files)
+}
+
+func (c *Container) forwardListenerOn(ctx context.Context, conn *syncpipe.Conn, files []*os.File) error {
 	defer closeFiles(files)
 	prog := c.child.Seccomp
 	if len(files) != 1 || prog == nil || !prog.Notify {
@@ -356,5 +359,15 @@ func (c *Container) forwardListener(ctx context.Context, files []*os.File) error
 	if err := seccomp.SendListenerContext(ctx, prog, files[0], state); err != nil {
 		return err
 	}
-	return c.conn.Send(ctx, &resumeMsg{})
+	return conn.Send(ctx, &resumeMsg{})
+}
+
+// writeOOMScoreAdj is done by the parent: raising the score needs CAP_SYS_RESOURCE, which the
+// child may have dropped.
+func writeOOMScoreAdj(pid, adj int) error {
+	p := "/proc/" + strconv.Itoa(pid) + "/oom_score_adj"
+	if err := os.WriteFile(p, []byte(strconv.Itoa(adj)), 0); err != nil {
+		return fmt.Errorf("process.oomScoreAdj: %w", err)
+	}
+	return nil
 }

@@ -83,6 +83,9 @@ func (ch *child) run() (Step, error) {
 			return s.step, err
 		}
 	}
+	if ch.plan.Exec {
+		return ch.runExec()
+	}
 	p := ch.plan
 	proc := &p.Process
 	nnp := proc.NoNewPrivs

@@ -28,7 +28,10 @@ var protocol = syncpipe.NewProtocol(&childPlan{}, &progressMsg{}, &hooksMsg{}, &
 
 // childPlan is all the child needs: plain data, planned by the parent.
 type childPlan struct {
-	ID         string
+	ID string
+	// Exec marks an extra process for a running container: it has joined the container's
+	// namespaces and cgroup already, so only the process steps run.
+	Exec       bool
 	Mounts     *mounts.RootfsPlan
 	Nodes      []devices.Node
 	UserNS     bool
