@@ -91,7 +91,7 @@ func (c *Container) Exec(ctx context.Context, spec *specs.Process, opts ExecOpti
 		return nil, stepErr(StepStartChild, err)
 	}
 	defer conn.Close()
-	cmd, closers, err := c.commandFor(exe, childSock, opts.Stdin, opts.Stdout, opts.Stderr)
+	cmd, closers, err := c.commandFor(exe, childSock, false, opts.Stdin, opts.Stdout, opts.Stderr)
 	if err != nil {
 		childSock.Close()
 		return nil, stepErr(StepStartChild, err)
@@ -136,7 +136,8 @@ func (c *Container) Exec(ctx context.Context, spec *specs.Process, opts ExecOpti
 	if err := conn.Send(ctx, plan); err != nil {
 		return nil, stepErr(StepSendPlan, err)
 	}
-	last := StepReceivePlan
+	steps := newStepTracker()
+	steps.done(StepReceivePlan)
 	execing := false
 	for {
 		msg, files, err := conn.Recv(ctx)
@@ -147,11 +148,11 @@ func (c *Container) Exec(ctx context.Context, spec *specs.Process, opts ExecOpti
 			if errors.Is(err, syncpipe.ErrPeerClosed) {
 				err = fmt.Errorf("%w: %w", ErrChildDied, err)
 			}
-			return nil, stepErr(nextStep(last), err)
+			return nil, stepErr(steps.next(), err)
 		}
 		switch m := msg.(type) {
 		case *progressMsg:
-			last = m.Step
+			steps.done(m.Step)
 		case *listenerMsg:
 			err := c.forwardListenerOn(ctx, conn, files)
 			if err != nil {
@@ -164,7 +165,7 @@ func (c *Container) Exec(ctx context.Context, spec *specs.Process, opts ExecOpti
 			return nil, stepErr(Step(m.Step), m)
 		default:
 			closeFiles(files)
-			return nil, stepErr(nextStep(last), fmt.Errorf("%w: %s during exec", syncpipe.ErrUnexpected, msg.Kind()))
+			return nil, stepErr(steps.next(), fmt.Errorf("%w: %s during exec", syncpipe.ErrUnexpected, msg.Kind()))
 		}
 		closeFiles(files)
 	}

@@ -31,11 +31,13 @@ type childPlan struct {
 	ID string
 	// Exec marks an extra process for a running container: it has joined the container's
 	// namespaces and cgroup already, so only the process steps run.
-	Exec       bool
-	Mounts     *mounts.RootfsPlan
-	Nodes      []devices.Node
-	UserNS     bool
-	CgroupNS   bool // unshare a cgroup namespace once placed in the cgroup
+	Exec     bool
+	Mounts   *mounts.RootfsPlan
+	Nodes    []devices.Node
+	UserNS   bool
+	CgroupNS bool // unshare a cgroup namespace once placed in the cgroup
+	// StartFIFO is the fd of the start barrier FIFO (O_PATH) when the container is persistent.
+	StartFIFO  int `json:",omitempty"`
 	Hostname   *string
 	Domainname *string
 	Process    processPlan
