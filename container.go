@@ -440,6 +440,13 @@ func (c *Container) teardown() error {
 		}
 		c.devs = nil
 	}
+	if pod := c.opts.pod; pod != nil && c.cg != nil && c.status != StatusNew {
+		// The pod's union shrinks by this container's rules.
+		dir, _ := c.cg.DevicesDir()
+		if err := pod.removeContainerRules(dir); err != nil {
+			errs = append(errs, fmt.Errorf("pod device rules: %w", err))
+		}
+	}
 	if mp := c.child.Mounts; mp != nil && (c.cmd != nil || c.loaded) {
 		// Only a shared rootfs propagation can have put mounts on the host.
 		if err := mp.Cleanup(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path"
 	"path/filepath"
 	"sync"
@@ -31,7 +32,11 @@ type PodOptions struct {
 	UIDMappings, GIDMappings []specs.LinuxIDMapping
 	// PinDir is where the shared namespaces are pinned. Default /run/libjail/pods/<id>.
 	PinDir string
-	Logger *slog.Logger
+	// StateDir, when set, makes the pod persistent: its record is kept in StateDir/pods/<id>.json
+	// so other processes can LoadPod it (a runtime command line, a restarted agent), and its
+	// containers made with Options.StateDir find it again when loaded.
+	StateDir string
+	Logger   *slog.Logger
 }
 
 // Pod is a group of containers sharing a parent cgroup and pinned namespaces. Creating it
@@ -42,6 +47,7 @@ type Pod struct {
 	opts   PodOptions
 	log    *slog.Logger
 	cg     cgroups.Manager
+	cgPlan *cgroups.CgroupPlan
 	cgPath string
 	devs   *devices.Pod
 	pinned *namespaces.Pinned
@@ -49,6 +55,7 @@ type Pod struct {
 	mu         sync.Mutex
 	containers map[string]*Container
 	destroyed  bool
+	persisted  bool // the record under StateDir is this pod's, to remove at destroy
 }
 
 // NewPod creates the pod's cgroup with its device restrictions and pins its shared namespaces. On
@@ -63,7 +70,7 @@ func NewPod(id string, opts PodOptions) (p *Pod, err error) {
 	if opts.CgroupPath == "" {
 		opts.CgroupPath = id
 	}
-	if opts.Share == nil {
+	if opts.Share == nil { // nil: the default; an empty list shares nothing
 		opts.Share = []namespaces.Type{namespaces.Network, namespaces.IPC, namespaces.UTS}
 	}
 	if opts.PinDir == "" {
@@ -73,10 +80,11 @@ func NewPod(id string, opts PodOptions) (p *Pod, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p = &Pod{id: id, opts: opts, log: log, containers: map[string]*Container{}}
+	pod := &Pod{id: id, opts: opts, log: log, containers: map[string]*Container{}}
+	p = pod
 	defer func() {
 		if err != nil {
-			_ = p.release()
+			_ = pod.release() // p is nil by now
 		}
 	}()
 
@@ -96,7 +104,7 @@ func NewPod(id string, opts PodOptions) (p *Pod, err error) {
 		p.cg = nil
 		return nil, podErr(id, StepCgroup, err)
 	}
-	p.cgPath = plan.Path
+	p.cgPath, p.cgPlan = plan.Path, plan
 	// Restrict the pod cgroup before any container exists in it.
 	dir, v2 := p.cg.DevicesDir()
 	if p.devs, err = devices.NewPod(dir, v2); err != nil {
@@ -114,7 +122,36 @@ func NewPod(id string, opts PodOptions) (p *Pod, err error) {
 			return nil, podErr(id, StepJoinNS, err)
 		}
 	}
+	if opts.StateDir != "" {
+		if err := p.persist(); err != nil {
+			return nil, podErr(id, StepState, err)
+		}
+	}
 	return p, nil
+}
+
+// persist writes a new persistent pod's record; an existing one means the id is taken. From then
+// on the record holds the device rules, and this process's handle on them is let go.
+func (p *Pod) persist() error {
+	unlock, err := lockPod(p.opts.StateDir, p.id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := os.Stat(podFile(p.opts.StateDir, p.id)); err == nil {
+		return fmt.Errorf("pod %q exists in %s: %w", p.id, p.opts.StateDir, os.ErrExist)
+	}
+	st, err := p.devs.State()
+	if err != nil {
+		return err
+	}
+	if err := writePodRecord(p.opts.StateDir, &podRecord{ID: p.id, Cgroup: p.cgPlan, Devices: st, Pinned: p.pinned}); err != nil {
+		return err
+	}
+	p.persisted = true
+	p.devs.Release()
+	p.devs = nil
+	return nil
 }
 
 func podErr(id string, step Step, err error) error {
@@ -231,12 +268,23 @@ func (p *Pod) release() error {
 			errs = append(errs, fmt.Errorf("device rules: %w", err))
 		}
 		p.devs = nil
+	} else if p.persisted {
+		if err := p.closeRecordDevices(); err != nil && !errors.Is(err, ErrNotExist) {
+			errs = append(errs, fmt.Errorf("device rules: %w", err))
+		}
 	}
 	if p.cg != nil {
 		if err := p.cg.Destroy(); err != nil {
 			errs = append(errs, fmt.Errorf("cgroup: %w", err))
 		}
 		p.cg = nil
+	}
+	if p.persisted {
+		if err := os.Remove(podFile(p.opts.StateDir, p.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("state: %w", err))
+		}
+		os.Remove(podFile(p.opts.StateDir, p.id) + ".lock")
+		p.persisted = false
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("libjail: destroy pod %q: %w", p.id, errors.Join(errs...))

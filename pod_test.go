@@ -98,3 +98,51 @@ func TestPodSharesNamespacesAndRestrictsDevices(t *testing.T) {
 		assert.NotEqual(t, int64(unix.NSFS_MAGIC), st.Type, "the net namespace is no longer pinned")
 	}
 }
+
+// TestPersistentPod: a pod and its container kept under a state dir, taken over by "another
+// process" (a fresh Load) for every step, as a runtime command line does.
+func TestPersistentPod(t *testing.T) {
+	testutil.RequireRoot(t)
+	devCg := testutil.RequireCgroupV1(t, "devices")
+	stateDir := t.TempDir()
+	podID := testutil.Name(t, "pod")
+	pod, err := NewPod(podID, PodOptions{CgroupPath: "/" + podID, Share: []namespaces.Type{}, StateDir: stateDir})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if p, err := LoadPod(stateDir, podID, PodOptions{}); err == nil {
+			_ = p.Destroy()
+		}
+	})
+	podList := func() string {
+		b, err := os.ReadFile(filepath.Join(devCg, "/"+podID, "devices.list"))
+		require.NoError(t, err)
+		return string(b)
+	}
+	_, err = NewPod(podID, PodOptions{CgroupPath: "/" + podID + "-2", Share: []namespaces.Type{}, StateDir: stateDir})
+	require.ErrorIs(t, err, os.ErrExist, "a pod id is taken once")
+
+	spec := fixtures.Spec(fixtures.Rootfs(t), "/bin/sleep", "60")
+	spec.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+		{Allow: true, Type: "b", Major: ptr(int64(7)), Minor: ptr(int64(0)), Access: "r"},
+	}}
+	id := testutil.Name(t, "c")
+	c, err := pod.NewContainer(id, spec, Options{StateDir: stateDir})
+	require.NoError(t, err)
+	require.NoError(t, c.Create(t.Context()))
+	assert.Contains(t, podList(), "b 7:0 r", "the pod's union has the container's rule")
+	c.Release()
+
+	c2, err := Load(stateDir, id, Options{})
+	require.NoError(t, err)
+	require.NoError(t, c2.Start(t.Context()))
+	require.NoError(t, c2.Destroy(true))
+	reapAll()
+	assert.NotContains(t, podList(), "b 7:0", "destroying the container from another handle shrinks the pod")
+
+	p2, err := LoadPod(stateDir, podID, PodOptions{})
+	require.NoError(t, err)
+	require.NoError(t, p2.Destroy())
+	assertNoCgroup(t, "/"+podID)
+	_, err = LoadPod(stateDir, podID, PodOptions{})
+	assert.ErrorIs(t, err, ErrNotExist)
+}
