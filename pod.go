@@ -7,9 +7,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/libjail/libjail/cgroups"
 	"github.com/libjail/libjail/devices"
@@ -30,6 +32,8 @@ type PodOptions struct {
 	// shared namespaces inside it, so containers that join both are privileged over the network
 	// namespace (they can mount sysfs) without being privileged on the host.
 	UIDMappings, GIDMappings []specs.LinuxIDMapping
+	// Hostname is set in the pod's uts namespace (when the pod shares one).
+	Hostname string
 	// PinDir is where the shared namespaces are pinned. Default /run/libjail/pods/<id>.
 	PinDir string
 	// StateDir, when set, makes the pod persistent: its record is kept in StateDir/pods/<id>.json
@@ -115,11 +119,19 @@ func NewPod(id string, opts PodOptions) (p *Pod, err error) {
 		types = append(types, namespaces.User)
 	}
 	if len(types) > 0 {
+		if err := os.MkdirAll(filepath.Dir(opts.PinDir), 0o711); err != nil {
+			return nil, podErr(id, StepJoinNS, err)
+		}
 		p.pinned, err = namespaces.Pin(opts.PinDir, types, namespaces.PinOptions{
 			UIDMappings: opts.UIDMappings, GIDMappings: opts.GIDMappings,
 		})
 		if err != nil {
 			return nil, podErr(id, StepJoinNS, err)
+		}
+	}
+	if opts.Hostname != "" {
+		if err := setPodHostname(p.NamespacePath(namespaces.UTS), opts.Hostname); err != nil {
+			return nil, podErr(id, StepHostname, err)
 		}
 	}
 	if opts.StateDir != "" {
@@ -297,4 +309,36 @@ func (p *Pod) forget(id string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.containers, id)
+}
+
+// setPodHostname sets the hostname inside the pinned uts namespace at nsPath, from a locked
+// thread that enters it and comes back (uts may be joined by one thread of a Go process).
+func setPodHostname(nsPath, hostname string) error {
+	if nsPath == "" {
+		return fmt.Errorf("pod hostname: %w: the pod shares no uts namespace", ErrInvalidSpec)
+	}
+	runtime.LockOSThread()
+	own, err := os.Open("/proc/thread-self/ns/uts")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer own.Close()
+	target, err := os.Open(nsPath)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWUTS); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("setns %s: %w", nsPath, err)
+	}
+	herr := unix.Sethostname([]byte(hostname))
+	if err := unix.Setns(int(own.Fd()), unix.CLONE_NEWUTS); err != nil {
+		// This thread is stuck in the pod's namespace: leave it locked so the runtime ends it.
+		return fmt.Errorf("return from %s: %w", nsPath, err)
+	}
+	runtime.UnlockOSThread()
+	return herr
 }

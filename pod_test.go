@@ -40,7 +40,7 @@ func TestPodSharesNamespacesAndRestrictsDevices(t *testing.T) {
 	testutil.RequireRoot(t)
 	devCg := testutil.RequireCgroupV1(t, "devices")
 	pinDir := filepath.Join(t.TempDir(), "ns")
-	pod, err := NewPod(testutil.Name(t, "pod"), PodOptions{CgroupPath: "/" + testutil.Name(t, "pod"), PinDir: pinDir})
+	pod, err := NewPod(testutil.Name(t, "pod"), PodOptions{CgroupPath: "/" + testutil.Name(t, "pod"), PinDir: pinDir, Hostname: "the-pod"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pod.Destroy() })
 
@@ -78,6 +78,8 @@ func TestPodSharesNamespacesAndRestrictsDevices(t *testing.T) {
 		assert.NotEqual(t, hostNS(t, ns), a.Namespaces[ns], "the pod's %s namespace is not the host's", ns)
 	}
 	assert.NotEqual(t, a.Namespaces["pid"], b.Namespaces["pid"], "each container has its own pid namespace")
+	assert.Equal(t, "the-pod", a.Hostname, "the pod's hostname")
+	assert.Equal(t, "the-pod", b.Hostname)
 	assert.Equal(t, "ok", a.Opens["/dev/null"])
 	assert.Equal(t, "EPERM", a.Opens["/dev/loop0"], "a node without a rule is denied")
 	assert.Equal(t, "ok", b.Opens["/dev/loop0"], "the container's rule allows it")
