@@ -111,15 +111,15 @@ func (ch *child) run() (Step, error) {
 			}
 			return namespaces.UnshareCgroup()
 		}},
-		{StepPrepareRoot, p.Mounts.PrepareRoot},
-		{StepMount, p.Mounts.MountAll},
-		{StepDeviceNodes, func() error { return devices.CreateNodes(p.Mounts.Rootfs(), p.Nodes, p.UserNS) }},
+		{StepPrepareRoot, ch.unlessJoinedMountNS(p.Mounts.PrepareRoot)},
+		{StepMount, ch.unlessJoinedMountNS(p.Mounts.MountAll)},
+		{StepDeviceNodes, ch.unlessJoinedMountNS(func() error { return devices.CreateNodes(p.Mounts.Rootfs(), p.Nodes, p.UserNS) })},
 		{StepRuntimeHooks, ch.awaitRuntimeHooks},
 		{StepContainerHooks, func() error { return ch.runHooks(HookCreateContainer, p.CreateContainer) }},
-		{StepEnterRoot, p.Mounts.EnterRoot},
+		{StepEnterRoot, ch.unlessJoinedMountNS(p.Mounts.EnterRoot)},
 		// Before FinishRoot, which may make the root read-only.
 		{StepCwd, func() error { return os.MkdirAll(proc.Cwd, 0o755) }},
-		{StepFinishRoot, p.Mounts.FinishRoot},
+		{StepFinishRoot, ch.unlessJoinedMountNS(p.Mounts.FinishRoot)},
 		{StepHostname, ch.setHostname},
 		{StepRlimits, proc.applyRlimits},
 		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
@@ -225,6 +225,16 @@ func (ch *child) loadSeccomp(now bool) error {
 		f.Close()
 	}
 	return err
+}
+
+// unlessJoinedMountNS skips a root filesystem step in a joined mount namespace.
+func (ch *child) unlessJoinedMountNS(f func() error) func() error {
+	return func() error {
+		if ch.plan.JoinedMountNS {
+			return nil
+		}
+		return f()
+	}
 }
 
 // awaitRuntimeHooks stops before pivot_root while the parent runs prestart and createRuntime hooks.

@@ -1,6 +1,7 @@
 package libjail
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -74,4 +75,37 @@ func TestUserNamespaceMapping(t *testing.T) {
 
 func fileUID(fi os.FileInfo) uint32 {
 	return fi.Sys().(*syscall.Stat_t).Uid
+}
+
+// TestJoinAnotherContainersNamespaces: a second container joins the first's mount and pid
+// namespaces by path (it sees the first's root and processes) and creates the rest.
+func TestJoinAnotherContainersNamespaces(t *testing.T) {
+	testutil.RequireRoot(t)
+	first := fixtures.Spec(fixtures.Rootfs(t), "/bin/sleep", "60")
+	first.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
+	a, err := New(testutil.Name(t, "a"), first, Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Destroy(true) })
+	require.NoError(t, a.Start(t.Context()))
+	pid := a.Pid()
+
+	second := probeSpec(t)
+	second.Mounts = nil
+	second.Linux.MaskedPaths, second.Linux.ReadonlyPaths = nil, nil
+	second.Linux.Namespaces = []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace, Path: fmt.Sprintf("/proc/%d/ns/pid", pid)},
+		{Type: specs.MountNamespace, Path: fmt.Sprintf("/proc/%d/ns/mnt", pid)},
+		{Type: specs.UTSNamespace}, {Type: specs.IPCNamespace}, {Type: specs.NetworkNamespace},
+	}
+	r := runProbe(t, second, Options{})
+	assert.Equal(t, nsInode(t, pid, "pid"), r.Namespaces["pid"], "joined the first's pid namespace")
+	assert.Equal(t, nsInode(t, pid, "mnt"), r.Namespaces["mnt"], "joined the first's mount namespace")
+	assert.NotEqual(t, 1, r.PID, "not the pid namespace's init")
+	assert.NotEqual(t, nsInode(t, pid, "net"), r.Namespaces["net"])
+
+	bad := probeSpec(t) // mounts given with a joined mount namespace: a plan error naming the field
+	bad.Linux.Namespaces = second.Linux.Namespaces
+	_, err = New(testutil.Name(t, "bad"), bad, Options{})
+	require.ErrorIs(t, err, ErrInvalidSpec)
+	assert.Contains(t, err.Error(), "mounts")
 }
