@@ -175,6 +175,7 @@ func (c *Container) commandFor(exe, childSock *os.File, withFIFO bool, stdin io.
 		cmd.ExtraFiles = append(cmd.ExtraFiles, fifo)
 		closers = append(closers, fifo)
 		c.child.StartFIFO = childFD + len(cmd.ExtraFiles) - 1
+		cmd.Env = append(cmd.Env, keepFDsEnv+"="+strconv.Itoa(c.child.StartFIFO))
 	}
 	if c.opts.fault != "" {
 		cmd.Env = append(cmd.Env, faultEnv+"="+string(c.opts.fault))

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -40,6 +42,14 @@ func Init() {
 	conn, err := protocol.FromFile(os.NewFile(uintptr(fd), "libjail-sync"))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "libjail: child: %v\n", err)
+		os.Exit(127)
+	}
+	// Before anything else: no fd of the agent's may live on in the child, not even until
+	// execve (the CVE-2024-21626 class: process.cwd "/proc/self/fd/N" would reach the host).
+	keep := parseFDs(os.Getenv(keepFDsEnv))
+	os.Unsetenv(keepFDsEnv)
+	if err := closeInherited(keep); err != nil {
+		_ = conn.SendError(context.Background(), string(StepJoinNS), err)
 		os.Exit(127)
 	}
 	ch := &child{conn: conn, ctx: context.Background(), fault: fault}
@@ -289,6 +299,11 @@ func (ch *child) exec() error {
 	if err := os.Chdir(proc.Cwd); err != nil {
 		return fmt.Errorf("process.cwd: %w", err)
 	}
+	// The cwd must be inside the container's root: getcwd names a directory outside it
+	// "(unreachable)/...", and a magic link (/proc/self/fd/N) may point anywhere.
+	if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+		return fmt.Errorf("process.cwd %q: %w: resolves outside the container's root (%q)", proc.Cwd, unix.EPERM, wd)
+	}
 	path, err := lookPath(proc.Args[0], proc.Env)
 	if err != nil {
 		return fmt.Errorf("process.args[0]: %w", err)
@@ -303,6 +318,49 @@ func (ch *child) exec() error {
 	}
 	if err := unix.Exec(path, proc.Args, proc.Env); err != nil {
 		return fmt.Errorf("execve %s: %w", path, err)
+	}
+	return nil
+}
+
+// keepFDsEnv lists the fds, besides the socket, that the parent passes to the child on purpose.
+const keepFDsEnv = "_LIBJAIL_FDS"
+
+func parseFDs(v string) []int {
+	var fds []int
+	for _, f := range strings.Split(v, ",") {
+		if n, err := strconv.Atoi(f); err == nil {
+			fds = append(fds, n)
+		}
+	}
+	return fds
+}
+
+// closeInherited closes every fd above stdio that came through execve without being asked for.
+// Those are exactly the fds without FD_CLOEXEC: everything this process opened itself (the Go
+// runtime's, the socket's copy) is close-on-exec, and an fd the agent held without O_CLOEXEC is
+// not.
+func closeInherited(keep []int) error {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("close inherited fds: %w", err)
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return fmt.Errorf("close inherited fds: %w", err)
+	}
+	for _, name := range names {
+		fd, err := strconv.Atoi(name)
+		if err != nil || fd < 3 || slices.Contains(keep, fd) {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
+			continue // gone (the directory's own fd), or ours
+		}
+		if err := unix.Close(fd); err != nil {
+			return fmt.Errorf("close inherited fd %d: %w", fd, err)
+		}
 	}
 	return nil
 }

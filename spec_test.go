@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -146,4 +147,37 @@ func TestHooks(t *testing.T) {
 	require.ErrorAs(t, err, &he)
 	assert.Equal(t, HookCreateRuntime, he.Kind)
 	assertNoCgroup(t, spec.Linux.CgroupsPath)
+}
+
+// TestCwdThroughLeakedFD: process.cwd "/proc/self/fd/N" naming an fd the agent holds without
+// O_CLOEXEC (the CVE-2024-21626 class) never gives the container a cwd outside its root: the child
+// closes every inherited fd first, and checks the cwd after chdir.
+func TestCwdThroughLeakedFD(t *testing.T) {
+	testutil.RequireRoot(t)
+	var top int
+	for i := 0; i < 2; i++ {
+		fd, err := unix.Open(t.TempDir(), unix.O_RDONLY|unix.O_DIRECTORY, 0) // no O_CLOEXEC, on purpose
+		require.NoError(t, err)
+		t.Cleanup(func() { unix.Close(fd) })
+		top = max(top, fd)
+	}
+	for n := 3; n <= top+3; n++ {
+		spec := probeSpec(t)
+		spec.Process.Cwd = "/proc/self/fd/" + strconv.Itoa(n)
+		var out strings.Builder
+		c, err := New(testutil.Name(t, "c"), spec, Options{Stdout: &out})
+		require.NoError(t, err)
+		err = c.Start(t.Context())
+		if err != nil {
+			_ = c.Destroy(true)
+			continue // refused: the defence
+		}
+		_, err = c.Wait()
+		require.NoError(t, err)
+		require.NoError(t, c.Destroy(false))
+		if out.Len() > 0 {
+			r := decodeReport(t, out.String())
+			assert.True(t, strings.HasPrefix(r.Cwd, "/"), "fd %d: cwd %q is outside the root", n, r.Cwd)
+		}
+	}
 }
