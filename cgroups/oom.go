@@ -119,6 +119,12 @@ func oomV2(dir string) (<-chan OOMEvent, func(), error) {
 		f.Close()
 		return nil, nil, &os.PathError{Op: "inotify_add_watch", Path: filepath.Join(dir, "memory.events"), Err: err}
 	}
+	// cgroupfs removes a cgroup's files without telling inotify: only the directory, removed by
+	// rmdir(2) through the VFS, reports its deletion.
+	if _, err := unix.InotifyAddWatch(ifd, dir, unix.IN_DELETE_SELF); err != nil {
+		f.Close()
+		return nil, nil, &os.PathError{Op: "inotify_add_watch", Path: dir, Err: err}
+	}
 	ev, err := readKV(dir, "memory.events")
 	if err != nil {
 		f.Close()
@@ -138,8 +144,8 @@ func oomV2(dir string) (<-chan OOMEvent, func(), error) {
 			ignored := false
 			for off := 0; off+unix.SizeofInotifyEvent <= n; {
 				e := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-				if e.Mask&unix.IN_IGNORED != 0 {
-					ignored = true // the file went away with the cgroup
+				if e.Mask&(unix.IN_IGNORED|unix.IN_DELETE_SELF) != 0 {
+					ignored = true // the cgroup (or the file) went away
 				}
 				off += unix.SizeofInotifyEvent + int(e.Len)
 			}
