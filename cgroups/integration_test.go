@@ -192,10 +192,16 @@ func TestStatsMove(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.release(t)
-	time.Sleep(300 * time.Millisecond)
-	after, err := m.Stats()
-	if err != nil {
-		t.Fatal(err)
+	// Until the allocation's pipeline is done (slow under the VM lane's emulation) and the loop spun.
+	var after *Stats
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var err error
+		if after, err = m.Stats(); err != nil {
+			t.Fatal(err)
+		}
+		if after.Pids.Current == 1 && after.CPU.UsageNS > before.CPU.UsageNS+uint64(50*time.Millisecond) || time.Now().After(deadline) {
+			break
+		}
 	}
 	if after.CPU.UsageNS <= before.CPU.UsageNS || after.CPU.UserNS+after.CPU.SystemNS == 0 {
 		t.Errorf("cpu usage did not move: %+v -> %+v", before.CPU, after.CPU)

@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -119,11 +120,13 @@ func oomV2(dir string) (<-chan OOMEvent, func(), error) {
 		f.Close()
 		return nil, nil, &os.PathError{Op: "inotify_add_watch", Path: filepath.Join(dir, "memory.events"), Err: err}
 	}
-	// cgroupfs removes a cgroup's files without telling inotify: only the directory, removed by
-	// rmdir(2) through the VFS, reports its deletion.
-	if _, err := unix.InotifyAddWatch(ifd, dir, unix.IN_DELETE_SELF); err != nil {
+	// cgroupfs removes a cgroup's files without telling inotify, and the directory reports no
+	// IN_DELETE_SELF either: the parent's IN_DELETE naming it is what tells the cgroup is gone.
+	parent, name := filepath.Split(filepath.Clean(dir))
+	pwd, err := unix.InotifyAddWatch(ifd, parent, unix.IN_DELETE|unix.IN_ONLYDIR)
+	if err != nil {
 		f.Close()
-		return nil, nil, &os.PathError{Op: "inotify_add_watch", Path: dir, Err: err}
+		return nil, nil, &os.PathError{Op: "inotify_add_watch", Path: parent, Err: err}
 	}
 	ev, err := readKV(dir, "memory.events")
 	if err != nil {
@@ -141,16 +144,25 @@ func oomV2(dir string) (<-chan OOMEvent, func(), error) {
 			if err != nil {
 				return
 			}
-			ignored := false
+			gone, changed := false, false
 			for off := 0; off+unix.SizeofInotifyEvent <= n; {
 				e := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-				if e.Mask&(unix.IN_IGNORED|unix.IN_DELETE_SELF) != 0 {
-					ignored = true // the cgroup (or the file) went away
+				nameBytes := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(e.Len)]
+				switch {
+				case e.Mask&unix.IN_IGNORED != 0:
+					gone = true // the file or the parent went away
+				case int(e.Wd) == pwd:
+					gone = gone || e.Mask&unix.IN_DELETE != 0 && string(bytes.TrimRight(nameBytes, "\x00")) == name
+				default:
+					changed = true
 				}
 				off += unix.SizeofInotifyEvent + int(e.Len)
 			}
-			if ignored {
+			if gone {
 				return
+			}
+			if !changed {
+				continue
 			}
 			ev, err := readKV(dir, "memory.events")
 			if err != nil {

@@ -496,3 +496,72 @@ func TestFreezeV2Nested(t *testing.T) {
 	}
 	// Kill and Destroy of the parent take the child along (newManager's cleanup checks).
 }
+
+// reserveHugepages makes sure n free 2 MB huge pages exist. Growing the pool is machine-wide
+// (vm.nr_hugepages), so only the throwaway VM guest of the VM lane does it.
+func reserveHugepages(t *testing.T, n int) {
+	t.Helper()
+	const pool = "/sys/kernel/mm/hugepages/hugepages-2048kB/"
+	free, err := readUint(pool, "free_hugepages")
+	if err != nil {
+		t.Skipf("skipped: no 2 MB huge pages: %v", err)
+	}
+	if free >= uint64(n) {
+		return
+	}
+	if os.Getenv("LIBJAIL_VM") != "1" {
+		t.Skipf("skipped: needs %d free 2 MB huge pages, %s has %d; the pool is grown only in the VM lane (LIBJAIL_VM=1)", n, pool, free)
+	}
+	old, err := readFile(pool, "nr_hugepages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total, _ := readUint(pool, "nr_hugepages")
+	if err := writeFile(pool, "nr_hugepages", fmt.Sprint(total+uint64(n))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { writeFile(pool, "nr_hugepages", old) })
+	if free, _ = readUint(pool, "free_hugepages"); free < uint64(n) {
+		t.Skipf("skipped: the kernel found only %d free 2 MB huge pages", free)
+	}
+}
+
+func TestHugetlbLimitEnforcedV2(t *testing.T) {
+	hs := requireUnified(t, "hugetlb")
+	reserveHugepages(t, 2)
+	_, m := newManager(t, hs, &specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 2 << 20}}})
+	// The first page fits the limit and shows in the stats.
+	a := startInCgroup(t, m, goChild("hugetlb"))
+	a.release(t)
+	var st *Stats
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		st, err = m.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Hugetlb["2MB"].Usage != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no huge page charged: %+v", st.Hugetlb)
+		}
+	}
+	if h := st.Hugetlb["2MB"]; h.Usage != 2<<20 || h.Max != 2<<20 || h.Failcnt != 0 {
+		t.Errorf("hugetlb stats with one page held: %+v", h)
+	}
+	// A second page is over the limit: the fault is a SIGBUS (which the Go runtime reports).
+	b := startInCgroup(t, m, goChild("hugetlb"))
+	b.release(t)
+	if err := waitExit(t, b, 20*time.Second); err == nil || !strings.Contains(b.out.String(), "SIGBUS") {
+		out, _, _ := strings.Cut(b.out.String(), "\n\n")
+		t.Fatalf("second page: %v; output: %q", err, out)
+	}
+	st, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := st.Hugetlb["2MB"]; h.Usage != 2<<20 || h.Failcnt == 0 {
+		t.Errorf("hugetlb stats after a refused page: %+v", h)
+	}
+}
