@@ -44,7 +44,7 @@ func requireV2Controller(t *testing.T, hs []Hierarchy, c string) {
 			continue
 		}
 		if !h.has(c) {
-			t.Skipf("skipped: the unified hierarchy has no %s controller", c)
+			t.Skipf("skipped: the unified hierarchy at %s has no %s controller (cgroup.controllers: %q); the pure cgroup-v2 VM lane runs this", h.Mount, c, strings.Join(h.Controllers, " "))
 		}
 		on, err := readFile(h.Mount, "cgroup.subtree_control")
 		if err != nil {
@@ -254,6 +254,12 @@ func TestPodHierarchy(t *testing.T) {
 		}
 		assertGone(t, pod)
 	})
+	// On cgroup2 the pod delegates its controllers to its containers (the package made it).
+	if d := pod.Dirs[UnifiedKey]; d != "" && onV2(pm, "pids") {
+		if on := readBack(t, d, "cgroup.subtree_control"); !slices.Contains(strings.Fields(on), "pids") {
+			t.Errorf("pod's cgroup.subtree_control = %q, want pids in it", on)
+		}
+	}
 	var ctrs []Manager
 	for _, name := range []string{"a", "b"} {
 		p, err := Plan(name, &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr[int64](5)}}, LayoutOf(hs), Options{Parent: pod.Path, Hierarchies: hs})
