@@ -17,7 +17,8 @@ import (
 type OOMEvent struct {
 	// Count is how many OOM occurrences this event folds together (at least 1).
 	Count uint64 `json:"count"`
-	// Kills is, on v2, the cgroup's oom_kill counter after the event (0 on v1).
+	// Kills is, on v2, the cgroup's oom_kill counter when the event was read (0 on v1). The kernel
+	// counts the OOM before the kill, so it may not include this event's kill yet.
 	Kills uint64 `json:"kills,omitempty"`
 }
 
