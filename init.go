@@ -171,13 +171,18 @@ func (ch *child) run() (Step, error) {
 
 func (ch *child) receivePlan() error {
 	plan, files, err := syncpipe.Receive[*childPlan](ch.ctx, ch.conn)
-	for _, f := range files {
-		f.Close()
-	}
+	defer closeFiles(files)
 	if err != nil {
 		return err
 	}
 	ch.plan = plan
+	if len(files) > 0 {
+		// The idmapped mounts the parent made, in plan order.
+		if plan.Mounts == nil {
+			return fmt.Errorf("%w: %d files with a plan that mounts nothing", syncpipe.ErrUnexpected, len(files))
+		}
+		return plan.Mounts.UseIDMapped(files)
+	}
 	return nil
 }
 

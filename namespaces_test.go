@@ -109,3 +109,36 @@ func TestJoinAnotherContainersNamespaces(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidSpec)
 	assert.Contains(t, err.Error(), "mounts")
 }
+
+// TestIDMappedMount: a host directory owned by root, bind-mounted with "idmap" into a container
+// with its own user namespace, shows its files as owned by the container's root; without idmap
+// they are nobody's.
+func TestIDMappedMount(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireKernel(t, 5, 12)
+	src := t.TempDir()
+	require.NoError(t, os.Chmod(src, 0o755))
+	require.NoError(t, os.WriteFile(src+"/file", []byte("x"), 0o644))
+	for _, tc := range []struct {
+		opts []string
+		want string
+	}{{[]string{"bind", "idmap"}, "0"}, {[]string{"bind"}, "65534"}} {
+		rootfs := fixtures.Rootfs(t)
+		// The mount point exists: the container's root is not the rootfs owner, so cannot make it.
+		require.NoError(t, os.Mkdir(rootfs+"/mnt/src", 0o755))
+		spec := fixtures.Spec(rootfs, "/bin/stat", "-c", "%u", "/mnt/src/file")
+		spec.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
+		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/mnt/src", Type: "bind", Source: src, Options: tc.opts})
+		var out strings.Builder
+		c, err := New(testutil.Name(t, "c"), spec, Options{Stdout: &out, Stderr: os.Stderr})
+		require.NoError(t, err)
+		require.NoError(t, c.Start(t.Context()), "options %v", tc.opts)
+		_, err = c.Wait()
+		require.NoError(t, err)
+		require.NoError(t, c.Destroy(false))
+		assert.Equal(t, tc.want, strings.TrimSpace(out.String()), "options %v", tc.opts)
+	}
+}
