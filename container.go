@@ -435,18 +435,7 @@ func (c *Container) teardown() error {
 			c.mu.Lock()
 		}
 	}
-	if c.released != nil {
-		close(c.released)
-		c.released = nil
-	}
-	if c.pidfd != nil {
-		c.pidfd.Close()
-		c.pidfd = nil
-	}
-	if c.conn != nil {
-		c.conn.Close()
-		c.conn = nil
-	}
+	c.releaseLocked()
 	if c.devs != nil {
 		if err := c.devs.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("device rules: %w", err))
