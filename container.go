@@ -435,13 +435,13 @@ func (c *Container) teardown() error {
 			c.mu.Lock()
 		}
 	}
-	c.releaseLocked()
 	if c.devs != nil {
 		if err := c.devs.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("device rules: %w", err))
 		}
 		c.devs = nil
 	}
+	c.releaseLocked()
 	if pod := c.opts.pod; pod != nil && c.cg != nil && c.status != StatusNew {
 		// The pod's union shrinks by this container's rules.
 		dir, _ := c.cg.DevicesDir()

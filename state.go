@@ -250,6 +250,10 @@ func (c *Container) Release() {
 
 // releaseLocked drops this handle's fds and watcher; the container itself is untouched.
 func (c *Container) releaseLocked() {
+	if v2, ok := c.devs.(*devices.V2); ok {
+		v2.Release() // the program stays attached
+		c.devs = nil
+	}
 	if c.released != nil {
 		close(c.released)
 		c.released = nil
