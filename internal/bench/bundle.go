@@ -19,10 +19,15 @@ const Prefix = "libjail-bench-"
 // create the same /sys/fs/cgroup/<controller>/libjail-bench-ctr (one container at a time).
 const CgroupPath = "/" + Prefix + "ctr"
 
+// SpecVersion is the bundle's ociVersion: Debian 12's crun 1.8 refuses versions it does not
+// know ("unknown version specified"), and the bundle uses nothing newer.
+const SpecVersion = "1.0.2"
+
 // Spec is the benchmark container: fixtures.Spec (the shape `runc spec` writes) with the seccomp
 // package's default profile and a cgroup.
 func Spec(rootfs string, args ...string) *specs.Spec {
 	s := fixtures.Spec(rootfs, args...)
+	s.Version = SpecVersion
 	s.Linux.Seccomp = seccomp.Default()
 	s.Linux.CgroupsPath = CgroupPath
 	return s
