@@ -89,7 +89,8 @@ func BenchmarkLifecycle(b *testing.B) {
 
 	// A process's first container pays the once-per-process work; an agent pays it once.
 	t0 := time.Now()
-	if _, err := runLifecycle(ctx, id+"-cold", spec, bundle); err != nil {
+	coldPhases, err := runLifecycle(ctx, id+"-cold", spec, bundle)
+	if err != nil {
 		b.Fatal(err)
 	}
 	cold := time.Since(t0)
@@ -119,7 +120,36 @@ func BenchmarkLifecycle(b *testing.B) {
 		b.ReportMetric(ps.P50MS, name+"-p50-ms")
 	}
 	out["phases"] = ph
+	cp := map[string]float64{}
+	for j, name := range lifecyclePhases {
+		cp[name] = float64(coldPhases[j].Microseconds()) / 1000
+	}
+	out["cold_phases_ms"] = cp
 	writeBenchJSON(b, "lifecycle.json", out)
+}
+
+// BenchmarkLifecycleNoSeccomp is BenchmarkLifecycle without the seccomp profile: the difference
+// is what loading the filter costs per container (compiling it is cached).
+func BenchmarkLifecycleNoSeccomp(b *testing.B) {
+	testutil.RequireRoot(b)
+	spec, bundle := benchSpec(b)
+	s := *spec
+	l := *spec.Linux
+	l.Seccomp = nil
+	s.Linux = &l
+	ctx := context.Background()
+	id := fmt.Sprintf("%slcns-%d", bench.Prefix, os.Getpid())
+	var total []time.Duration
+	for i := 0; b.Loop(); i++ {
+		t := time.Now()
+		if _, err := runLifecycle(ctx, fmt.Sprintf("%s-%d", id, i), &s, bundle); err != nil {
+			b.Fatal(err)
+		}
+		total = append(total, time.Since(t))
+	}
+	st := bench.Summarise(total)
+	b.ReportMetric(st.P50MS, "p50-ms")
+	b.ReportMetric(st.P99MS, "p99-ms")
 }
 
 // BenchmarkNewPlan is New alone: planning every section, with the seccomp profile cached.

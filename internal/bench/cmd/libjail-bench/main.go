@@ -5,6 +5,7 @@
 //	libjail-bench exec    -dir D -rounds N ...    `exec` of /bin/true into a running container, interleaved
 //	libjail-bench memory  -dir D -n 200           this process's memory growth per live container
 //	libjail-bench report  -dir D                  the table on stdout and D/results.json
+//	libjail-bench timeline -in FILE               the child's steps from perf tracepoints (profile.sh)
 //	libjail-bench cleanup                         remove libjail-bench-* cgroups (killing their processes)
 //
 // Every subcommand writes its figures to D/<name>.json; report merges them with the Go benchmarks'
@@ -31,6 +32,7 @@ func main() {
 	n := fs.Int("n", 200, "live containers (memory)")
 	runBin := fs.String("run", "", "examples/run binary (cli)")
 	oci := fs.String("ociruntime", "", "examples/ociruntime binary, when it exists (cli, exec)")
+	in := fs.String("in", "", "`perf script` output (timeline)")
 	_ = fs.Parse(args)
 	var err error
 	switch cmd {
@@ -44,6 +46,8 @@ func main() {
 		err = benchMemory(*dir, *n)
 	case "report":
 		err = report(*dir)
+	case "timeline":
+		err = timeline(*in)
 	case "cleanup":
 		err = cleanupCgroups()
 	default:
@@ -56,6 +60,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: libjail-bench bundle|cli|exec|memory|report|cleanup [-dir D] [flags]")
+	fmt.Fprintln(os.Stderr, "usage: libjail-bench bundle|cli|exec|memory|report|timeline|cleanup [-dir D] [flags]")
 	os.Exit(2)
 }

@@ -47,7 +47,7 @@ type ratios struct {
 // report merges the subcommands' JSON files and the Go benchmarks' output (dir/gobench-*.txt)
 // into dir/results.json and prints the table.
 func report(dir string) error {
-	r := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), GoBenchmarks: map[string]goBench{}}
+	r := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(dir), GoBenchmarks: map[string]goBench{}}
 	var lc map[string]any
 	if err := readJSON(dir, "lifecycle.json", &lc); err == nil {
 		r.Lifecycle = lc
@@ -168,7 +168,7 @@ func parseGoBench(path string, into map[string]goBench) error {
 	return sc.Err()
 }
 
-func machine() map[string]string {
+func machine(dir string) map[string]string {
 	m := map[string]string{"cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version()}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
@@ -178,6 +178,12 @@ func machine() map[string]string {
 		if out, err := exec.Command(rt, "--version").Output(); err == nil {
 			m[rt] = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
 		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m["loadavg_at_report"] = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "loadavg-start")); err == nil {
+		m["loadavg_at_start"] = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
@@ -194,7 +200,8 @@ func printTable(w io.Writer, r *results) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	defer tw.Flush()
 	m := r.Machine
-	fmt.Fprintf(tw, "libjail benchmarks, %s: %s cpus (%s), kernel %s, %s, %s, %s\n\n", r.Date, m["cpus"], m["cpu"], m["kernel"], m["runc"], m["crun"], m["go"])
+	fmt.Fprintf(tw, "libjail benchmarks, %s: %s cpus (%s), kernel %s, %s, %s, %s\n", r.Date, m["cpus"], m["cpu"], m["kernel"], m["runc"], m["crun"], m["go"])
+	fmt.Fprintf(tw, "load average at start %s, at the end %s (other work on the machine skews figures)\n\n", m["loadavg_at_start"], m["loadavg_at_report"])
 
 	if lc := r.Lifecycle; lc != nil {
 		t, _ := lc["total"].(map[string]any)
