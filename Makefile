@@ -33,7 +33,10 @@ test: deps fmt-check vet
 
 demo: deps demo-rootfs
 	$(GO) build -o $(BUILD)/run ./examples/run
+	$(GO) build -o $(BUILD)/pod ./examples/pod
 	$(BUILD)/run --bundle $(BUILD)/demo-bundle --id libjail-demo
+	@echo; echo "--- a pod of two containers (examples/pod):"
+	$(BUILD)/pod --rootfs $(BUILD)/demo-bundle/rootfs --id libjail-demo-pod
 
 # A small busybox rootfs and an OCI config for the demo.
 demo-rootfs:

@@ -24,6 +24,9 @@ import (
 
 func TestMain(m *testing.M) {
 	Init()
+	if os.Getenv(createHelperEnv) != "" {
+		runCreateHelper()
+	}
 	// The sealed executable lives as long as the process: make it before counting fds.
 	if err := Prepare(); err != nil {
 		panic(err)

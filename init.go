@@ -44,8 +44,11 @@ func Init() {
 	}
 	ch := &child{conn: conn, ctx: context.Background(), fault: fault}
 	step, err := ch.run()
-	// Only failures come back here; the parent turns this into a StepError naming the step.
-	_ = conn.SendError(ch.ctx, string(step), err)
+	// Only failures come back here; the parent turns this into a StepError naming the step. A
+	// detached child's parent may be gone: then stderr is all there is.
+	if serr := conn.SendError(ch.ctx, string(step), err); serr != nil || ch.detached {
+		fmt.Fprintf(os.Stderr, "libjail: container child: %s: %v\n", step, err)
+	}
 	os.Exit(126)
 }
 
@@ -55,6 +58,8 @@ type child struct {
 	plan *childPlan
 	// fault is the step at which a fault-injection test wants the child to die.
 	fault Step
+	// detached: started through the FIFO, so the creating process may be gone.
+	detached bool
 }
 
 // do runs one step: the fault-injection hook, the step itself, then a progress report.
@@ -67,7 +72,10 @@ func (ch *child) do(step Step, f func() error) error {
 	if err := f(); err != nil {
 		return err
 	}
-	return ch.conn.Send(ch.ctx, &progressMsg{Step: step})
+	if err := ch.conn.Send(ch.ctx, &progressMsg{Step: step}); err != nil && !ch.detached {
+		return err
+	}
+	return nil
 }
 
 func (ch *child) run() (Step, error) {
@@ -83,9 +91,16 @@ func (ch *child) run() (Step, error) {
 			return s.step, err
 		}
 	}
+	if ch.plan.Exec {
+		return ch.runExec()
+	}
 	p := ch.plan
 	proc := &p.Process
 	nnp := proc.NoNewPrivs
+	// With no_new_privs the filter goes on last, after the start barrier, so it constrains as
+	// little of the setup as possible — unless a detached container's notify listener must reach
+	// the creating process, which is only sure to be there before the barrier.
+	late := nnp && !(p.StartFIFO > 0 && p.Seccomp != nil && p.Seccomp.Notify)
 	steps = []struct {
 		step Step
 		f    func() error
@@ -117,6 +132,7 @@ func (ch *child) run() (Step, error) {
 			}
 			return unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 		}},
+		{StepSeccomp, func() error { return ch.loadSeccomp(nnp && !late) }},
 	}
 	for _, s := range steps {
 		if err := ch.do(s.step, s.f); err != nil {
@@ -132,8 +148,7 @@ func (ch *child) run() (Step, error) {
 	if err := ch.do(StepStartHooks, func() error { return ch.runHooks(HookStartContainer, p.StartContainer) }); err != nil {
 		return StepStartHooks, err
 	}
-	// With no_new_privs the filter goes on last, so it constrains as little of the setup as possible.
-	if nnp {
+	if late {
 		if err := ch.loadSeccomp(true); err != nil {
 			return StepSeccomp, err
 		}
@@ -238,6 +253,19 @@ func (ch *child) runHooks(kind HookKind, hooks []specs.Hook) error {
 }
 
 func (ch *child) waitStart() error {
+	if fd := ch.plan.StartFIFO; fd > 0 {
+		// Blocks until a starter opens the FIFO for reading. The creating process may be gone by
+		// then: from here on nothing waits for our messages.
+		f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(fd), os.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("start barrier: %w", err)
+		}
+		ch.detached = true
+		_, err = f.Write([]byte{0})
+		f.Close()
+		unix.Close(fd)
+		return err
+	}
 	_, files, err := syncpipe.Receive[*startMsg](ch.ctx, ch.conn)
 	for _, f := range files {
 		f.Close()
@@ -260,7 +288,7 @@ func (ch *child) exec() error {
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("close fds: %w", err)
 	}
-	if err := ch.conn.Send(ch.ctx, &execMsg{}); err != nil {
+	if err := ch.conn.Send(ch.ctx, &execMsg{}); err != nil && !ch.detached {
 		return err
 	}
 	if err := unix.Exec(path, proc.Args, proc.Env); err != nil {
