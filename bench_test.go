@@ -152,6 +152,56 @@ func BenchmarkLifecycleNoSeccomp(b *testing.B) {
 	b.ReportMetric(st.P99MS, "p99-ms")
 }
 
+// BenchmarkExec is the latency of Container.Exec of /bin/true into a running container (the
+// benchmark bundle sleeping), to the process's exit as `runc exec` measures it; exec-ms is Exec's
+// return alone (the process has exec'd).
+func BenchmarkExec(b *testing.B) {
+	testutil.RequireRoot(b)
+	spec, bundle := benchSpec(b)
+	s := *spec
+	l := *spec.Linux
+	id := fmt.Sprintf("%sexec-%d", bench.Prefix, os.Getpid())
+	l.CgroupsPath = "/" + id
+	s.Linux = &l
+	proc := *spec.Process
+	proc.Args = []string{"/bin/sleep", "100000"}
+	s.Process = &proc
+	ctx := context.Background()
+	c, err := New(id, &s, Options{Bundle: bundle})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if err := c.Destroy(true); err != nil {
+			b.Error(err)
+		}
+	}()
+	if err := c.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	ep := *spec.Process
+	ep.Args = []string{"/bin/true"}
+	var total, started []time.Duration
+	for b.Loop() {
+		t := time.Now()
+		p, err := c.Exec(ctx, &ep, ExecOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		started = append(started, time.Since(t))
+		st, err := p.Wait()
+		if err != nil || !st.Success() {
+			b.Fatalf("exec'd /bin/true: %v, status %v", err, st)
+		}
+		total = append(total, time.Since(t))
+	}
+	tot, ex := bench.Summarise(total), bench.Summarise(started)
+	b.ReportMetric(tot.P50MS, "p50-ms")
+	b.ReportMetric(tot.P99MS, "p99-ms")
+	b.ReportMetric(ex.P50MS, "exec-p50-ms")
+	writeBenchJSON(b, "exec-inprocess.json", map[string]any{"runs": len(total), "to_exit": tot, "to_exec": ex})
+}
+
 // BenchmarkNewPlan is New alone: planning every section, with the seccomp profile cached.
 func BenchmarkNewPlan(b *testing.B) {
 	spec, bundle := benchSpec(b)

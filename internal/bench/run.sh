@@ -34,6 +34,7 @@ D=$(cd "$D" && pwd)
 B=$D/bin
 mkdir -p "$B"
 rm -f "$D"/*.json "$D"/gobench-*.txt
+cat /proc/loadavg >"$D/loadavg-start"
 
 cleanup() {
 	# Containers, state and cgroups named libjail-bench-*, even after a failure.
@@ -54,9 +55,9 @@ else
 fi
 "$B/libjail-bench" bundle -dir "$D"
 
-echo "== in-process lifecycle ($LIFECYCLE_RUNS runs) and exec, Go benchmarks"
+echo "== in-process lifecycle, without seccomp, and Container.Exec ($LIFECYCLE_RUNS runs each), Go benchmarks"
 LIBJAIL_BENCH_BUNDLE=$D/bundle LIBJAIL_BENCH_OUT=$D \
-	$GO test -count=1 -run '^$' -bench '^Benchmark(Lifecycle|Exec)$' -benchtime "${LIFECYCLE_RUNS}x" -timeout 10m . |
+	$GO test -count=1 -run '^$' -bench '^Benchmark(Lifecycle|LifecycleNoSeccomp|Exec)$' -benchtime "${LIFECYCLE_RUNS}x" -timeout 10m . |
 	tee "$D/gobench-lifecycle.txt" | grep -E '^(Benchmark|ok|FAIL|---)' || true
 grep -q '^BenchmarkLifecycle' "$D/gobench-lifecycle.txt" || { cat "$D/gobench-lifecycle.txt"; exit 1; }
 

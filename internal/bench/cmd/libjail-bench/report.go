@@ -31,6 +31,7 @@ type results struct {
 	CLI          *cliResult         `json:"cli,omitempty"`
 	CLIRatios    map[string]ratios  `json:"cli_ratios,omitempty"`
 	Exec         *cliResult         `json:"exec,omitempty"`
+	ExecRatios   map[string]ratios  `json:"exec_ratios,omitempty"`
 	Memory       *memResult         `json:"memory,omitempty"`
 	GoBenchmarks map[string]goBench `json:"go_benchmarks"`
 	Missing      []string           `json:"missing,omitempty"`
@@ -78,7 +79,14 @@ func report(dir string) error {
 		}
 	}
 	if r.CLI != nil {
-		r.CLIRatios = cliRatios(r.CLI, r.Lifecycle)
+		r.CLIRatios = cliRatios(r.CLI, "libjail-in-process", lifecycleP50(r.Lifecycle))
+	}
+	if r.Exec != nil {
+		var p50 float64
+		if b, ok := r.GoBenchmarks["libjail.BenchmarkExec"]; ok {
+			p50 = b.Metrics["p50-ms"]
+		}
+		r.ExecRatios = cliRatios(r.Exec, "libjail-Exec-in-process", p50)
 	}
 	if err := writeJSON(dir, "results.json", r); err != nil {
 		return err
@@ -87,7 +95,9 @@ func report(dir string) error {
 	return nil
 }
 
-func cliRatios(c *cliResult, lc map[string]any) map[string]ratios {
+// cliRatios relates each command line's median, and the in-process figure p50 as name, to runc's
+// and crun's.
+func cliRatios(c *cliResult, name string, p50 float64) map[string]ratios {
 	med := map[string]float64{}
 	for name, s := range c.Stats {
 		if name != wrapperName {
@@ -99,8 +109,8 @@ func cliRatios(c *cliResult, lc map[string]any) map[string]ratios {
 			med["crun-net"] = crun - w.P50MS
 		}
 	}
-	if p := lifecycleP50(lc); p > 0 {
-		med["libjail-in-process"] = p
+	if p50 > 0 {
+		med[name] = p50
 	}
 	out := map[string]ratios{}
 	for name, m := range med {
@@ -217,6 +227,9 @@ func printTable(w io.Writer, r *results) {
 			}
 			fmt.Fprintln(tw)
 		}
+		if b, ok := r.GoBenchmarks["libjail.BenchmarkLifecycleNoSeccomp"]; ok {
+			fmt.Fprintf(tw, "  without the seccomp profile: p50 %.2f ms, p99 %.2f ms\n", b.Metrics["p50-ms"], b.Metrics["p99-ms"])
+		}
 		fmt.Fprintln(tw)
 	}
 	if c := r.CLI; c != nil {
@@ -242,20 +255,24 @@ func printTable(w io.Writer, r *results) {
 		fmt.Fprintln(tw)
 	}
 	if e := r.Exec; e != nil {
-		fmt.Fprintf(tw, "exec of /bin/true into a running container, interleaved, %d rounds:\n", e.Rounds)
-		fmt.Fprintf(tw, "  runtime\tp50\tp90\n")
-		names := make([]string, 0, len(e.Stats))
-		for n := range e.Stats {
+		fmt.Fprintf(tw, "exec of /bin/true into a running container, to its exit, interleaved, %d rounds:\n", e.Rounds)
+		fmt.Fprintf(tw, "  runtime\tp50\tp90\t/runc\t/crun\t/crun-net\n")
+		names := make([]string, 0, len(r.ExecRatios))
+		for n := range r.ExecRatios {
 			names = append(names, n)
 		}
-		sort.Strings(names)
+		sort.Slice(names, func(i, j int) bool { return r.ExecRatios[names[i]].MedianMS < r.ExecRatios[names[j]].MedianMS })
 		for _, n := range names {
-			s := e.Stats[n]
-			fmt.Fprintf(tw, "  %s\t%.2f ms\t%.2f ms\n", n, s.P50MS, s.P90MS)
+			rt := r.ExecRatios[n]
+			p90 := "-"
+			if s, ok := e.Stats[n]; ok {
+				p90 = fmt.Sprintf("%.2f ms", s.P90MS)
+			} else if b, ok := r.GoBenchmarks["libjail.BenchmarkExec"]; ok && n == "libjail-Exec-in-process" {
+				p90 = fmt.Sprintf("%.2f ms p99", b.Metrics["p99-ms"])
+			}
+			fmt.Fprintf(tw, "  %s\t%.2f ms\t%s\t%s\t%s\t%s\n", n, rt.MedianMS, p90, ratio(rt.ToRunc), ratio(rt.ToCrun), ratio(rt.ToCrunNet))
 		}
-		if b, ok := r.GoBenchmarks["libjail.BenchmarkExec"]; ok {
-			fmt.Fprintf(tw, "  libjail Container.Exec (in-process)\t%.2f ms\t%.2f ms p99\n", b.Metrics["p50-ms"], b.Metrics["p99-ms"])
-		} else {
+		if _, ok := r.GoBenchmarks["libjail.BenchmarkExec"]; !ok {
 			fmt.Fprintf(tw, "  libjail Container.Exec: not measured (no Container.Exec in this build)\n")
 		}
 		printSkipped(tw, e.Skipped)

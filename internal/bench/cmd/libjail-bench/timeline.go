@@ -20,7 +20,7 @@ var childSteps = []string{
 	"join namespaces (exec → Go runtime → first message)", "receive plan", "cgroup namespace",
 	"prepare root", "mount", "device nodes", "createRuntime hooks", "createContainer hooks",
 	"enter root", "cwd", "finish root", "hostname", "rlimits", "seccomp", "user", "capabilities",
-	"no_new_privs", "ready message", "ready", "wait for start", "startContainer hooks", "exec message",
+	"no_new_privs", "seccomp (when no_new_privs)", "ready message", "ready", "wait for start", "startContainer hooks", "exec message",
 }
 
 // perfLine is `perf script -F comm,tid,time,event,trace`: "comm tid secs: event: args".
