@@ -42,6 +42,7 @@ cleanup() {
 	rm -rf "$D"/libjail-bench-state-* "$D"/bundle-sleep-*
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 echo "== building"
 $GO build -o "$B/libjail-bench" ./internal/bench/cmd/libjail-bench

@@ -67,12 +67,12 @@ func benchCLI(dir string, rounds int, runBin, oci string) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
+	defer onExit(func() {
 		for _, r := range rs {
 			r.cleanupState()
 		}
 		_ = cleanupCgroups()
-	}()
+	})()
 	pid := os.Getpid()
 	var jobs []job
 	for _, r := range rs {
@@ -108,12 +108,12 @@ func benchExec(dir string, rounds int, oci string) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
+	defer onExit(func() {
 		for _, r := range rs {
 			r.cleanupState()
 		}
 		_ = cleanupCgroups()
-	}()
+	})()
 	var jobs []job
 	// One runtime's container at a time holds the bundle's cgroup: give each its own.
 	for _, r := range rs {
@@ -133,7 +133,7 @@ func benchExec(dir string, rounds int, oci string) error {
 			skipped[r.Name] = "run --detach failed: " + err.Error()
 			continue
 		}
-		defer func() { _, _ = timed(r.deleteArgs(id), false) }()
+		defer onExit(func() { _, _ = timed(r.deleteArgs(id), false) })()
 		jobs = append(jobs, job{r.Name, func(int) []string { return r.execArgs(id, "/bin/true") }})
 	}
 	jobs = append(jobs, job{wrapperName, func(int) []string { return append(append([]string(nil), crunWrapper...), "/bin/true") }})

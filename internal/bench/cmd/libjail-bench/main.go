@@ -26,6 +26,7 @@ func main() {
 		usage()
 	}
 	cmd, args := os.Args[1], os.Args[2:]
+	handleSignals()
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
 	dir := fs.String("dir", "_build/bench", "work and results directory")
 	rounds := fs.Int("rounds", 50, "interleaved rounds (cli, exec)")
@@ -53,6 +54,7 @@ func main() {
 	default:
 		usage()
 	}
+	runAtExit()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "libjail-bench %s: %v\n", cmd, err)
 		os.Exit(1)

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libjail/libjail"
@@ -64,15 +65,21 @@ func benchMemory(dir string, n int) (err error) {
 		s.Linux = &l
 		return libjail.New(prefix+strconv.Itoa(i), &s, libjail.Options{Bundle: bundle})
 	}
-	var ctrs []*libjail.Container
-	defer func() {
+	var (
+		mu   sync.Mutex
+		ctrs []*libjail.Container
+	)
+	defer onExit(func() {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, c := range ctrs {
 			if derr := c.Destroy(true); derr != nil {
 				err = errors.Join(err, derr)
 			}
 		}
+		ctrs = nil
 		_ = cleanupCgroups()
-	}()
+	})()
 
 	// Warm up: the once-per-process work (sealed executable, seccomp compile) is not per container.
 	c, err := newCtr(-1)
@@ -98,7 +105,9 @@ func benchMemory(dir string, n int) (err error) {
 		if err := c.Start(ctx); err != nil {
 			return fmt.Errorf("container %d: %w", i, err)
 		}
+		mu.Lock()
 		ctrs = append(ctrs, c)
+		mu.Unlock()
 	}
 	startAll := time.Since(t)
 	time.Sleep(200 * time.Millisecond) // let every init reach its sleep
@@ -107,7 +116,10 @@ func benchMemory(dir string, n int) (err error) {
 		return err
 	}
 	inits := map[int]bool{}
-	for _, c := range ctrs {
+	mu.Lock()
+	live := append([]*libjail.Container(nil), ctrs...)
+	mu.Unlock()
+	for _, c := range live {
 		inits[c.Pid()] = true
 	}
 	helpers, err := helperProcesses(inits)
@@ -115,13 +127,16 @@ func benchMemory(dir string, n int) (err error) {
 		return err
 	}
 	t = time.Now()
+	mu.Lock()
 	for _, c := range ctrs {
 		if err := c.Destroy(true); err != nil {
+			mu.Unlock()
 			return err
 		}
 	}
-	destroyAll := time.Since(t)
 	ctrs = nil
+	mu.Unlock()
+	destroyAll := time.Since(t)
 
 	res := memResult{
 		Containers: n, Before: before, After: after, Helpers: len(helpers),
