@@ -143,6 +143,18 @@ func (c *Container) plan() error {
 	// where its creator is: the child makes it once placed.
 	c.ns.DeferCgroup = c.ns.Creates(namespaces.Cgroup)
 	userNS := c.ns.Creates(namespaces.User) || joins(spec, specs.UserNamespace)
+	if joins(spec, specs.MountNamespace) {
+		// The mount namespace is another container's, root and all: nothing to mount or pivot.
+		if len(spec.Mounts) > 0 {
+			return specErr("mounts", "%d mounts given, but the mount namespace is joined (linux.namespaces), not created", len(spec.Mounts))
+		}
+		if len(spec.Linux.Devices) > 0 {
+			return specErr("linux.devices", "device nodes cannot be created in a joined mount namespace")
+		}
+		if len(spec.Linux.MaskedPaths)+len(spec.Linux.ReadonlyPaths) > 0 {
+			return specErr("linux.maskedPaths", "masked and read-only paths belong to the joined mount namespace's creator")
+		}
+	}
 	mp, err := mounts.Plan(spec, mounts.Options{
 		BundleDir: c.opts.Bundle, UserNamespace: userNS,
 		CgroupNamespace: hasNS(spec, specs.CgroupNamespace), NoPivot: c.opts.NoPivot, Logger: c.log,
@@ -195,6 +207,7 @@ func (c *Container) plan() error {
 	c.child = childPlan{
 		ID: c.id, Mounts: mp, Nodes: nodes, UserNS: userNS, Process: proc, Caps: caps, Seccomp: prog,
 		CgroupNS:        c.ns.DeferCgroup,
+		JoinedMountNS:   joins(spec, specs.MountNamespace),
 		RuntimeHooks:    len(hookList(spec.Hooks, HookPrestart))+len(hookList(spec.Hooks, HookCreateRuntime)) > 0,
 		CreateContainer: hookList(spec.Hooks, HookCreateContainer),
 		StartContainer:  hookList(spec.Hooks, HookStartContainer),
@@ -422,18 +435,7 @@ func (c *Container) teardown() error {
 			c.mu.Lock()
 		}
 	}
-	if c.released != nil {
-		close(c.released)
-		c.released = nil
-	}
-	if c.pidfd != nil {
-		c.pidfd.Close()
-		c.pidfd = nil
-	}
-	if c.conn != nil {
-		c.conn.Close()
-		c.conn = nil
-	}
+	c.releaseLocked()
 	if c.devs != nil {
 		if err := c.devs.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("device rules: %w", err))

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -40,6 +42,14 @@ func Init() {
 	conn, err := protocol.FromFile(os.NewFile(uintptr(fd), "libjail-sync"))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "libjail: child: %v\n", err)
+		os.Exit(127)
+	}
+	// Before anything else: no fd of the agent's may live on in the child, not even until
+	// execve (the CVE-2024-21626 class: process.cwd "/proc/self/fd/N" would reach the host).
+	keep := parseFDs(os.Getenv(keepFDsEnv))
+	os.Unsetenv(keepFDsEnv)
+	if err := closeInherited(keep); err != nil {
+		_ = conn.SendError(context.Background(), string(StepJoinNS), err)
 		os.Exit(127)
 	}
 	ch := &child{conn: conn, ctx: context.Background(), fault: fault}
@@ -111,15 +121,15 @@ func (ch *child) run() (Step, error) {
 			}
 			return namespaces.UnshareCgroup()
 		}},
-		{StepPrepareRoot, p.Mounts.PrepareRoot},
-		{StepMount, p.Mounts.MountAll},
-		{StepDeviceNodes, func() error { return devices.CreateNodes(p.Mounts.Rootfs(), p.Nodes, p.UserNS) }},
+		{StepPrepareRoot, ch.unlessJoinedMountNS(p.Mounts.PrepareRoot)},
+		{StepMount, ch.unlessJoinedMountNS(p.Mounts.MountAll)},
+		{StepDeviceNodes, ch.unlessJoinedMountNS(func() error { return devices.CreateNodes(p.Mounts.Rootfs(), p.Nodes, p.UserNS) })},
 		{StepRuntimeHooks, ch.awaitRuntimeHooks},
 		{StepContainerHooks, func() error { return ch.runHooks(HookCreateContainer, p.CreateContainer) }},
-		{StepEnterRoot, p.Mounts.EnterRoot},
+		{StepEnterRoot, ch.unlessJoinedMountNS(p.Mounts.EnterRoot)},
 		// Before FinishRoot, which may make the root read-only.
 		{StepCwd, func() error { return os.MkdirAll(proc.Cwd, 0o755) }},
-		{StepFinishRoot, p.Mounts.FinishRoot},
+		{StepFinishRoot, ch.unlessJoinedMountNS(p.Mounts.FinishRoot)},
 		{StepHostname, ch.setHostname},
 		{StepRlimits, proc.applyRlimits},
 		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
@@ -161,13 +171,18 @@ func (ch *child) run() (Step, error) {
 
 func (ch *child) receivePlan() error {
 	plan, files, err := syncpipe.Receive[*childPlan](ch.ctx, ch.conn)
-	for _, f := range files {
-		f.Close()
-	}
+	defer closeFiles(files)
 	if err != nil {
 		return err
 	}
 	ch.plan = plan
+	if len(files) > 0 {
+		// The idmapped mounts the parent made, in plan order.
+		if plan.Mounts == nil {
+			return fmt.Errorf("%w: %d files with a plan that mounts nothing", syncpipe.ErrUnexpected, len(files))
+		}
+		return plan.Mounts.UseIDMapped(files)
+	}
 	return nil
 }
 
@@ -227,6 +242,16 @@ func (ch *child) loadSeccomp(now bool) error {
 	return err
 }
 
+// unlessJoinedMountNS skips a root filesystem step in a joined mount namespace.
+func (ch *child) unlessJoinedMountNS(f func() error) func() error {
+	return func() error {
+		if ch.plan.JoinedMountNS {
+			return nil
+		}
+		return f()
+	}
+}
+
 // awaitRuntimeHooks stops before pivot_root while the parent runs prestart and createRuntime hooks.
 func (ch *child) awaitRuntimeHooks() error {
 	if !ch.plan.RuntimeHooks {
@@ -279,6 +304,11 @@ func (ch *child) exec() error {
 	if err := os.Chdir(proc.Cwd); err != nil {
 		return fmt.Errorf("process.cwd: %w", err)
 	}
+	// The cwd must be inside the container's root: getcwd names a directory outside it
+	// "(unreachable)/...", and a magic link (/proc/self/fd/N) may point anywhere.
+	if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+		return fmt.Errorf("process.cwd %q: %w: resolves outside the container's root (%q)", proc.Cwd, unix.EPERM, wd)
+	}
 	path, err := lookPath(proc.Args[0], proc.Env)
 	if err != nil {
 		return fmt.Errorf("process.args[0]: %w", err)
@@ -293,6 +323,49 @@ func (ch *child) exec() error {
 	}
 	if err := unix.Exec(path, proc.Args, proc.Env); err != nil {
 		return fmt.Errorf("execve %s: %w", path, err)
+	}
+	return nil
+}
+
+// keepFDsEnv lists the fds, besides the socket, that the parent passes to the child on purpose.
+const keepFDsEnv = "_LIBJAIL_FDS"
+
+func parseFDs(v string) []int {
+	var fds []int
+	for _, f := range strings.Split(v, ",") {
+		if n, err := strconv.Atoi(f); err == nil {
+			fds = append(fds, n)
+		}
+	}
+	return fds
+}
+
+// closeInherited closes every fd above stdio that came through execve without being asked for.
+// Those are exactly the fds without FD_CLOEXEC: everything this process opened itself (the Go
+// runtime's, the socket's copy) is close-on-exec, and an fd the agent held without O_CLOEXEC is
+// not.
+func closeInherited(keep []int) error {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("close inherited fds: %w", err)
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return fmt.Errorf("close inherited fds: %w", err)
+	}
+	for _, name := range names {
+		fd, err := strconv.Atoi(name)
+		if err != nil || fd < 3 || slices.Contains(keep, fd) {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
+			continue // gone (the directory's own fd), or ours
+		}
+		if err := unix.Close(fd); err != nil {
+			return fmt.Errorf("close inherited fd %d: %w", fd, err)
+		}
 	}
 	return nil
 }

@@ -36,6 +36,9 @@ type childPlan struct {
 	Nodes    []devices.Node
 	UserNS   bool
 	CgroupNS bool // unshare a cgroup namespace once placed in the cgroup
+	// JoinedMountNS: the child joined another container's mount namespace, whose root it already
+	// has: the root filesystem steps are skipped.
+	JoinedMountNS bool `json:",omitempty"`
 	// StartFIFO is the fd of the start barrier FIFO (O_PATH) when the container is persistent.
 	StartFIFO  int `json:",omitempty"`
 	Hostname   *string

@@ -104,6 +104,14 @@ func (p *Pod) devicesDo(f func(*devices.Pod) error) error {
 	if p.opts.StateDir == "" {
 		return f(p.devs)
 	}
+	return p.recordDo(func(r *podRecord, devs *devices.Pod) error {
+		defer devs.Release() // the rules stay; only this handle goes
+		return p.changeRecord(r, devs, f(devs))
+	})
+}
+
+// recordDo takes a persistent pod's lock and its device rules over from the record for f.
+func (p *Pod) recordDo(f func(*podRecord, *devices.Pod) error) error {
 	unlock, err := lockPod(p.opts.StateDir, p.id)
 	if err != nil {
 		return err
@@ -117,17 +125,17 @@ func (p *Pod) devicesDo(f func(*devices.Pod) error) error {
 	if err != nil {
 		return err
 	}
-	defer devs.Release() // the rules stay; only this handle goes
-	ferr := f(devs)
-	if st, err := devs.State(); err == nil {
+	return f(r, devs)
+}
+
+// changeRecord writes the pod's rules after a change (whose error is ferr) back to the record.
+func (p *Pod) changeRecord(r *podRecord, devs *devices.Pod, ferr error) error {
+	st, err := devs.State()
+	if err == nil {
 		r.Devices = st
-		if err := writePodRecord(p.opts.StateDir, r); err != nil {
-			return errors.Join(ferr, err)
-		}
-	} else {
-		return errors.Join(ferr, err)
+		err = writePodRecord(p.opts.StateDir, r)
 	}
-	return ferr
+	return errors.Join(ferr, err)
 }
 
 // addContainerRules applies a container's rules in the pod order: the pod grows first, then the
@@ -162,18 +170,5 @@ func (p *Pod) removeContainerRules(dir string) error {
 
 // closeRecordDevices detaches a persistent pod's device rules (the pod is being destroyed).
 func (p *Pod) closeRecordDevices() error {
-	unlock, err := lockPod(p.opts.StateDir, p.id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	r, err := readPodRecord(p.opts.StateDir, p.id)
-	if err != nil {
-		return err
-	}
-	devs, err := devices.LoadPod(r.Devices)
-	if err != nil {
-		return err
-	}
-	return devs.Close()
+	return p.recordDo(func(_ *podRecord, devs *devices.Pod) error { return devs.Close() })
 }

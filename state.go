@@ -245,6 +245,11 @@ func (c *Container) attach(pid int) {
 func (c *Container) Release() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.releaseLocked()
+}
+
+// releaseLocked drops this handle's fds and watcher; the container itself is untouched.
+func (c *Container) releaseLocked() {
 	if c.released != nil {
 		close(c.released)
 		c.released = nil

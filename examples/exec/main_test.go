@@ -17,9 +17,7 @@ import (
 func TestExecExample(t *testing.T) {
 	testutil.RequireRoot(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "exec")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := fixtures.BuildHere(t)
 	bundle := filepath.Join(dir, "bundle")
 	rootfs := filepath.Join(bundle, "rootfs")
 	require.NoError(t, fixtures.BuildRootfs(rootfs, true))

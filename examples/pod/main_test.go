@@ -17,9 +17,7 @@ import (
 func TestPodExample(t *testing.T) {
 	testutil.RequireRoot(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "pod")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := fixtures.BuildHere(t)
 	rootfs := filepath.Join(dir, "rootfs")
 	require.NoError(t, fixtures.BuildRootfs(rootfs, true))
 
