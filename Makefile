@@ -8,7 +8,7 @@ BUILD := _build
 # Debian packages: libseccomp for the seccomp package (cgo), busybox-static for test and demo rootfs.
 APT_PKGS := gcc pkg-config libseccomp-dev busybox-static
 
-.PHONY: deps test unit vet fmt-check demo demo-rootfs clean test-vm
+.PHONY: deps test unit vet fmt-check demo demo-rootfs clean test-vm bench bench-profile
 
 deps:
 	@missing=""; for p in $(APT_PKGS); do \
@@ -46,6 +46,14 @@ demo-rootfs:
 # Optional: PKGS="./cgroups ./devices ." RUN='regex'
 test-vm: deps
 	bash internal/vmtest/run.sh $(if $(RUN),-run '$(RUN)') $(PKGS)
+
+# Benchmarks against runc and crun, as root (docs/benchmarks.md); installs runc and crun with apt.
+bench: deps
+	bash internal/bench/run.sh
+
+# Where the in-process lifecycle's time goes (pprof; with perf, the child's steps).
+bench-profile: deps
+	bash internal/bench/profile.sh
 
 clean:
 	rm -rf $(BUILD)
