@@ -214,6 +214,7 @@ func (c *Container) startReaper(cmd *exec.Cmd) {
 	c.cmd, c.pid, c.exited = cmd, cmd.Process.Pid, exited
 	c.mu.Unlock()
 	go func() {
+		awaitExit(cmd.Process.Pid)
 		err := cmd.Wait()
 		c.mu.Lock()
 		c.state = cmd.ProcessState

@@ -109,6 +109,7 @@ func (c *Container) Exec(ctx context.Context, spec *specs.Process, opts ExecOpti
 	}
 	p := &Process{cmd: cmd, exited: make(chan struct{})}
 	go func() {
+		awaitExit(cmd.Process.Pid)
 		err := cmd.Wait()
 		p.mu.Lock()
 		p.state = cmd.ProcessState
