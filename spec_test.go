@@ -217,3 +217,18 @@ func TestCwdThroughLeakedFD(t *testing.T) {
 		}
 	}
 }
+
+func TestReadonlyRootAndNoPivot(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, noPivot := range []bool{false, true} {
+		spec := probeSpec(t, "-write", "/x=1,/tmp/y=1")
+		spec.Root.Readonly = true
+		spec.Process.Cwd = "/made/for/cwd" // created before the root turns read-only
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"})
+		r := runProbe(t, spec, Options{NoPivot: noPivot})
+		assert.Equal(t, "EROFS", r.Opens["write:/x"], "read-only root (no-pivot %v)", noPivot)
+		assert.Equal(t, "ok", r.Opens["write:/tmp/y"], "a tmpfs on it is writable")
+		assert.Equal(t, "/made/for/cwd", r.Cwd)
+		assert.Equal(t, 1, r.PID)
+	}
+}
