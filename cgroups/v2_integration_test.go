@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -389,6 +390,18 @@ func TestCpuAndCpusetV2(t *testing.T) {
 	}
 	if !strings.Contains(string(status), "Cpus_allowed_list:\t0\n") {
 		t.Errorf("cpuset not effective on the process:\n%s", status)
+	}
+	// A running process follows an updated cpuset.
+	if runtime.NumCPU() > 1 {
+		if err := m.Update(&specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: "1"}}); err != nil {
+			t.Fatal(err)
+		}
+		if status, err = os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid)); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(status), "Cpus_allowed_list:\t1\n") {
+			t.Errorf("updated cpuset not effective on the process:\n%s", status)
+		}
 	}
 	// 10% of a CPU: a busy loop gets far less than the wall time.
 	start, a := time.Now(), cpuUsage(t, m)
