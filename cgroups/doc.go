@@ -35,6 +35,14 @@
 // at that moment (a namespace created by the clone itself is rooted at the caller's v1 cgroups).
 // On V1, Place is the only way. Exec'd processes join the same way.
 //
+// # Operations
+//
+// Stats, Freeze (which returns once the kernel reports the cgroup frozen), Update (planned like
+// Create, so a field the layout cannot honour, like disableOOMKiller on cgroup2, is refused before
+// anything is written), Kill and OOMEvents use each controller where the plan found it. On cgroup2
+// OOM events come from memory.events through inotify; the channel closes when the cgroup is
+// removed (cgroupfs tells inotify only through the parent's IN_DELETE).
+//
 // # Needs
 //
 // Root (or delegated write access to the cgroup trees). cgroup.kill needs Linux 5.14, cgroup.freeze

@@ -477,3 +477,47 @@ func TestControllerNotDelegated(t *testing.T) {
 		t.Errorf("intermediate cgroup left: %s/made", pdir)
 	}
 }
+
+// TestConcurrentCreatesShareAParent: cgroups made and destroyed at once under a parent that the
+// first of them makes (like /libjail for an agent's containers) all get their controllers.
+func TestConcurrentCreatesShareAParent(t *testing.T) {
+	requireController(t, "pids")
+	hs, err := DetectHierarchies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := "/" + testutil.Name(t, "shared")
+	// The shared parents stay when their maker is destroyed before the others (documented): the
+	// test removes them.
+	t.Cleanup(func() {
+		for _, h := range hs {
+			if err := removeTree(dirIn(h, top)); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	for round := 0; round < 3; round++ {
+		errs := make(chan error, 8)
+		for i := 0; i < 8; i++ {
+			go func() {
+				plan, err := Plan(fmt.Sprintf("ctr%d", i), &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr[int64](10)}},
+					LayoutOf(hs), Options{Parent: top + "/parent", Hierarchies: hs})
+				if err != nil {
+					errs <- err
+					return
+				}
+				m, _ := New(plan)
+				if err := m.Create(); err != nil {
+					errs <- err
+					return
+				}
+				errs <- m.Destroy()
+			}()
+		}
+		for i := 0; i < 8; i++ {
+			if err := <-errs; err != nil {
+				t.Errorf("round %d: %v", round, err)
+			}
+		}
+	}
+}

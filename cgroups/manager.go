@@ -141,6 +141,25 @@ func (m *fsManager) Create() (err error) {
 			return &FieldError{Field: "create", Err: err}
 		}
 	}
+	if err := m.makeDirs(); err != nil {
+		return err
+	}
+	if err := m.v2CheckControllers(m.plan.Writes); err != nil {
+		return err
+	}
+	return m.apply(m.plan.Writes)
+}
+
+// treeMu serialises, within the process, making cgroups (with enabling controllers in the new
+// parents) and removing the parents Create made: a concurrent Create sharing a parent (like /libjail)
+// would otherwise find it between its mkdir and its controllers being enabled, or lose it to a
+// Destroy between its stat and its mkdir.
+var treeMu sync.Mutex
+
+// makeDirs makes the cgroup in every hierarchy, recording what it made in m.created.
+func (m *fsManager) makeDirs() error {
+	treeMu.Lock()
+	defer treeMu.Unlock()
 	for _, d := range m.v1 {
 		made, err := mkdirAll(d.dir)
 		m.created = append(m.created, made...)
@@ -162,11 +181,8 @@ func (m *fsManager) Create() (err error) {
 		if err := m.v2EnableControllers(made); err != nil {
 			return &FieldError{Field: "create", Err: err}
 		}
-		if err := m.v2CheckControllers(m.plan.Writes); err != nil {
-			return err
-		}
 	}
-	return m.apply(m.plan.Writes)
+	return nil
 }
 
 // mkdirAll makes dir and its missing parents, returning those it made, parents first.
@@ -303,6 +319,8 @@ func (m *fsManager) removeAll() error {
 	}
 	created := append([]string(nil), m.created...)
 	sort.Slice(created, func(i, j int) bool { return len(created[i]) > len(created[j]) })
+	treeMu.Lock()
+	defer treeMu.Unlock()
 	for _, d := range created {
 		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOTEMPTY) {
 			errs = append(errs, &os.PathError{Op: "rmdir", Path: d, Err: err})
