@@ -96,7 +96,7 @@ func NewPod(id string, opts PodOptions) (p *Pod, err error) {
 	if err != nil {
 		return nil, podErr(id, StepCgroup, err)
 	}
-	plan, err := cgroups.Plan(opts.CgroupPath, opts.Resources, layout, cgroups.Options{Parent: opts.CgroupParent, Hierarchies: hs, Logger: log})
+	plan, err := cgroups.Plan(opts.CgroupPath, opts.Resources, layout, cgroups.Options{Parent: opts.CgroupParent, Hierarchies: hs, Logger: log, Pod: true})
 	if err != nil {
 		return nil, podErr(id, StepPlan, err)
 	}

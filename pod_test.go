@@ -60,9 +60,10 @@ func TestPodSharesNamespacesAndRestrictsDevices(t *testing.T) {
 	}
 	a := runInPod(t, pod, "a", spec(), nil)
 	withLoop := spec()
-	withLoop.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
-		{Allow: true, Type: "b", Major: ptr(int64(7)), Minor: ptr(int64(0)), Access: "r"},
-	}}
+	withLoop.Linux.Resources = &specs.LinuxResources{
+		Devices: []specs.LinuxDeviceCgroup{{Allow: true, Type: "b", Major: ptr(int64(7)), Minor: ptr(int64(0)), Access: "r"}},
+		Pids:    &specs.LinuxPids{Limit: ptr(int64(100))}, // a controller the pod cgroup delegates (v2)
+	}
 	b := runInPod(t, pod, "b", withLoop, func() {
 		// While b exists the pod's set is the union: it includes b's rule.
 		if podList != nil {
