@@ -68,7 +68,8 @@ type child struct {
 	plan *childPlan
 	// fault is the step at which a fault-injection test wants the child to die.
 	fault Step
-	// detached: started through the FIFO, so the creating process may be gone.
+	// detached: past the ready report of a persistent container, whose creating process may
+	// be gone.
 	detached bool
 }
 
@@ -149,7 +150,16 @@ func (ch *child) run() (Step, error) {
 			return s.step, err
 		}
 	}
-	if err := ch.do(StepReady, func() error { return ch.conn.Send(ch.ctx, &readyMsg{}) }); err != nil {
+	ready := func() error {
+		if err := ch.conn.Send(ch.ctx, &readyMsg{}); err != nil {
+			return err
+		}
+		// A persistent container's creator may exit as soon as it reads this: from here on
+		// nothing may depend on it (not even the progress report of this very step).
+		ch.detached = p.StartFIFO > 0
+		return nil
+	}
+	if err := ch.do(StepReady, ready); err != nil {
 		return StepReady, err
 	}
 	if err := ch.do(StepWaitStart, ch.waitStart); err != nil {
