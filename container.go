@@ -52,6 +52,9 @@ type Options struct {
 	NoPivot bool
 	// Timeout bounds Create and Start when their context has no deadline. Default 30s.
 	Timeout time.Duration
+	// SeccompCacheDir, when set, keeps compiled seccomp programs on disk there, for programs that
+	// run one container per process (a runtime command line); it must be private to root.
+	SeccompCacheDir string
 	// StateDir, when set, makes the container persistent: its state is kept in StateDir/<id> from
 	// Create to Destroy so that another process can Load it, and its start barrier is a FIFO there
 	// that any process may open (see Load). The creating process may then exit after Create.
@@ -197,7 +200,7 @@ func (c *Container) plan() error {
 	}
 	var prog *seccomp.Program
 	if spec.Linux.Seccomp != nil {
-		if prog, err = seccomp.Compile(spec.Linux.Seccomp, seccomp.Options{Logger: c.log}); err != nil {
+		if prog, err = seccomp.Compile(spec.Linux.Seccomp, seccomp.Options{Logger: c.log, CacheDir: c.opts.SeccompCacheDir}); err != nil {
 			return err
 		}
 	}
