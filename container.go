@@ -47,6 +47,10 @@ type Options struct {
 	// CgroupParent is the parent of a relative linux.cgroupsPath, and of the default path <parent>/<id>
 	// when the spec gives none. Default "/libjail".
 	CgroupParent string
+	// ConsoleSocket is the path of a unix socket that receives the pty master of a container with
+	// process.terminal (the OCI --console-socket convention); empty: the master is kept for
+	// Container.Console.
+	ConsoleSocket string
 	// NoPivot switches into the root with MS_MOVE and chroot instead of pivot_root.
 	NoPivot bool
 	// Timeout bounds Create and Start when their context has no deadline. Default 30s.
@@ -84,6 +88,7 @@ type Container struct {
 	state     *os.ProcessState
 	lastStep  Step
 	destroyed bool
+	console   *os.File // the pty master until Console hands it over
 }
 
 // New plans a container from its id and spec. It validates every section and creates no kernel
@@ -200,7 +205,7 @@ func (c *Container) plan() error {
 		d := spec.Domainname
 		c.child.Domainname = &d
 	}
-	return nil
+	return c.planProcessExtras()
 }
 
 func hasNS(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
@@ -396,6 +401,7 @@ func (c *Container) teardown() error {
 		c.conn.Close()
 		c.conn = nil
 	}
+	c.closeConsoleLocked()
 	if c.devs != nil {
 		if err := c.devs.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("device rules: %w", err))

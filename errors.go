@@ -38,6 +38,13 @@ const (
 	StepWaitStart      Step = "wait for start"
 	StepStartHooks     Step = "startContainer hooks"
 	StepExec           Step = "exec"
+	StepKeyring        Step = "session keyring"
+	StepSysctl         Step = "sysctl"
+	StepTerminal       Step = "terminal"
+	StepPersonality    Step = "personality"
+	StepIOPriority     Step = "io priority"
+	StepScheduler      Step = "scheduler"
+	StepLabels         Step = "security labels"
 )
 
 // StepError is the failure of one setup step, in the parent or in the child. It unwraps to the
@@ -73,10 +80,11 @@ func (e *StateError) Error() string {
 // childSteps are the child's steps in order; the parent names the one after the last the child
 // reported when the child dies without a word.
 var childSteps = []Step{
-	StepJoinNS, StepReceivePlan, StepCgroupNS, StepPrepareRoot, StepMount, StepDeviceNodes, StepRuntimeHooks,
+	StepJoinNS, StepReceivePlan, StepKeyring, StepCgroupNS, StepPrepareRoot, StepMount, StepDeviceNodes, StepRuntimeHooks,
 	StepContainerHooks, StepEnterRoot,
-	StepCwd, StepFinishRoot, StepHostname, StepRlimits, StepSeccomp, StepUser, StepCapabilities,
-	StepNoNewPrivs, StepReady, StepWaitStart, StepStartHooks, StepExec,
+	StepCwd, StepSysctl, StepFinishRoot, StepHostname, StepTerminal, StepRlimits, StepPersonality, StepIOPriority,
+	StepScheduler, StepSeccomp, StepUser, StepCapabilities,
+	StepNoNewPrivs, StepReady, StepWaitStart, StepStartHooks, StepLabels, StepExec,
 }
 
 func nextStep(last Step) Step {

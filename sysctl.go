@@ -1,0 +1,248 @@
+package libjail
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/libjail/libjail/mounts"
+	"github.com/libjail/libjail/namespaces"
+)
+
+// sysctl is one planned linux.sysctl entry: Path is relative to /proc/sys.
+type sysctl struct {
+	Key   string `json:"key"`
+	Path  string `json:"path"`
+	Value string `json:"value"`
+}
+
+// ErrUnsafeProc means the /proc the child would write through is not the container's own procfs.
+var ErrUnsafeProc = errors.New("not the container's own procfs")
+
+// The ipc namespace's sysctls (ipc_sysctl.c; fs.mqueue.* from mq_sysctl.c).
+var ipcSysctls = []string{
+	"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
+	"kernel.shmmni", "kernel.shm_rmid_forced", "kernel.msg_next_id", "kernel.sem_next_id", "kernel.shm_next_id",
+}
+
+// planSysctls validates linux.sysctl: each key must belong to a namespace the container has its
+// own of (ipc, net, uts), never one it shares with the agent; anything else is global to the VM
+// and refused. hostname and domainname are the spec's own fields when set there.
+func planSysctls(sysctls map[string]string, ns *namespaces.NSPlan, mp *mounts.RootfsPlan, hostname, domainname string) ([]sysctl, error) {
+	if len(sysctls) == 0 {
+		return nil, nil
+	}
+	if !hasProcMount(mp) {
+		return nil, specErr("linux.sysctl", "setting sysctls needs a proc mount at /proc")
+	}
+	keys := make([]string, 0, len(sysctls))
+	for k := range sysctls {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // a deterministic plan
+	var out []sysctl
+	for _, k := range keys {
+		field := fmt.Sprintf("linux.sysctl[%q]", k)
+		path, dotted, err := sysctlPath(k)
+		if err != nil {
+			return nil, specErr(field, "%v", err)
+		}
+		var need namespaces.Type
+		switch {
+		case slices.Contains(ipcSysctls, dotted) || strings.HasPrefix(dotted, "fs.mqueue."):
+			need = namespaces.IPC
+		case strings.HasPrefix(dotted, "net."):
+			need = namespaces.Network
+		case dotted == "kernel.hostname" || dotted == "kernel.domainname":
+			if dotted == "kernel.hostname" && hostname != "" {
+				return nil, specErr(field, "conflicts with the hostname field")
+			}
+			if dotted == "kernel.domainname" && domainname != "" {
+				return nil, specErr(field, "conflicts with the domainname field")
+			}
+			need = namespaces.UTS
+		default:
+			return nil, specErr(field, "not namespaced: it would change the whole VM")
+		}
+		if !ns.Creates(need) {
+			return nil, specErr(field, "needs a new %s namespace", need)
+		}
+		out = append(out, sysctl{Key: k, Path: path, Value: sysctls[k]})
+	}
+	return out, nil
+}
+
+// sysctlPath turns a key into its path under /proc/sys. The dotted form is the usual one; a key
+// with a slash is already a path (needed when a component has a dot: net/ipv4/conf/eth0.100/...).
+func sysctlPath(key string) (path, dotted string, err error) {
+	if strings.Contains(key, "/") {
+		path = key
+	} else {
+		path = strings.ReplaceAll(key, ".", "/")
+	}
+	for _, c := range strings.Split(path, "/") {
+		if c == "" || c == "." || c == ".." {
+			return "", "", fmt.Errorf("malformed key")
+		}
+	}
+	if strings.ContainsAny(key, "\x00\n") {
+		return "", "", fmt.Errorf("malformed key")
+	}
+	return path, strings.ReplaceAll(path, "/", "."), nil
+}
+
+func hasProcMount(mp *mounts.RootfsPlan) bool {
+	if mp == nil {
+		return false
+	}
+	for _, m := range mp.Mounts {
+		if m.Destination == "/proc" {
+			return true
+		}
+	}
+	return false
+}
+
+// writeSysctls writes each planned sysctl through the container's procfs. It runs after the
+// switch into the root and before FinishRoot, which may make /proc/sys read-only.
+func writeSysctls(list []sysctl) error {
+	if len(list) == 0 {
+		return nil
+	}
+	proc, err := openProcfs()
+	if err != nil {
+		return fmt.Errorf("linux.sysctl: %w", err)
+	}
+	defer proc.Close()
+	for _, s := range list {
+		if err := writeSysctl(proc, s); err != nil {
+			return fmt.Errorf("linux.sysctl[%q]: %w", s.Key, err)
+		}
+	}
+	return nil
+}
+
+func writeSysctl(proc *os.File, s sysctl) error {
+	f, err := openInProcfs(int(proc.Fd()), "sys/"+s.Path, unix.O_WRONLY|unix.O_TRUNC)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := f.WriteString(s.Value)
+	if err == nil && n != len(s.Value) {
+		err = fmt.Errorf("short write (%d of %d bytes)", n, len(s.Value))
+	}
+	return err
+}
+
+// openProcfs opens the container's /proc (the child is inside the new root) and checks it is the
+// procfs mounted for the container: a procfs superblock, its root directory, mounted at /proc in
+// this mount namespace as a whole filesystem (not a bind of part of one), and showing this
+// process's pid namespace. A rootfs with a symlink, a fake tree or another procfs bound at /proc
+// (the CVE-2019-16884 and CVE-2025-52881 class) is refused rather than written to.
+func openProcfs() (*os.File, error) {
+	fd, err := unix.Openat2(unix.AT_FDCWD, "/proc", &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open /proc: %w", err)
+	}
+	proc := os.NewFile(uintptr(fd), "/proc")
+	if err := verifyProcfs(fd); err != nil {
+		proc.Close()
+		return nil, err
+	}
+	return proc, nil
+}
+
+func verifyProcfs(fd int) error {
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil {
+		return fmt.Errorf("fstatfs /proc: %w", err)
+	}
+	if sfs.Type != unix.PROC_SUPER_MAGIC {
+		return fmt.Errorf("%w: /proc is a filesystem of type %#x", ErrUnsafeProc, sfs.Type)
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_MNT_ID, &stx); err != nil {
+		return fmt.Errorf("statx /proc: %w", err)
+	}
+	const procRootIno = 1
+	if stx.Ino != procRootIno {
+		return fmt.Errorf("%w: /proc is not the root of a procfs (inode %d)", ErrUnsafeProc, stx.Ino)
+	}
+	buf := make([]byte, 32)
+	n, err := unix.Readlinkat(fd, "self", buf)
+	if err != nil {
+		return fmt.Errorf("readlink /proc/self: %w", err)
+	}
+	if self, want := string(buf[:n]), strconv.Itoa(unix.Getpid()); self != want {
+		return fmt.Errorf("%w: /proc belongs to another pid namespace (self is %s, not %s)", ErrUnsafeProc, self, want)
+	}
+	// The mount table through the handle itself: it is procfs of this pid namespace, and a task's
+	// mountinfo shows its mount namespace, which holds the container's mounts only.
+	return checkProcMount(fd, stx.Mnt_id)
+}
+
+// checkProcMount finds mount id in this mount namespace's table and checks it is a whole proc
+// filesystem mounted at /proc.
+func checkProcMount(proc int, id uint64) error {
+	f, err := openInProcfs(proc, taskPath("mountinfo"), unix.O_RDONLY)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options... - fstype source superoptions
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 || fields[0] != strconv.FormatUint(id, 10) {
+			continue
+		}
+		sep := slices.Index(fields, "-")
+		if sep < 0 || sep+1 >= len(fields) {
+			return fmt.Errorf("mountinfo: malformed line %q", sc.Text())
+		}
+		if fields[3] != "/" || fields[4] != "/proc" || fields[sep+1] != "proc" {
+			return fmt.Errorf("%w: mount %d is %s of a %s filesystem at %s", ErrUnsafeProc, id, fields[3], fields[sep+1], fields[4])
+		}
+		return nil
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("mountinfo: %w", err)
+	}
+	return fmt.Errorf("%w: mount %d of /proc is not in this mount namespace", ErrUnsafeProc, id)
+}
+
+// taskPath names a file of the calling thread below a verified procfs. thread-self would say the
+// same, but it is a symlink, which openInProcfs does not follow.
+func taskPath(name string) string {
+	return strconv.Itoa(unix.Getpid()) + "/task/" + strconv.Itoa(unix.Gettid()) + "/" + name
+}
+
+// openInProcfs opens path below the procfs handle without leaving that filesystem: no symlinks,
+// no magic links, no mount crossing, so nothing mounted over a procfs file can take the write.
+func openInProcfs(proc int, path string, flags int) (*os.File, error) {
+	fd, err := unix.Openat2(proc, path, &unix.OpenHow{
+		Flags:   uint64(flags | unix.O_CLOEXEC | unix.O_NOFOLLOW),
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "openat2", Path: "/proc/" + path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), "/proc/"+path)
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil || sfs.Type != unix.PROC_SUPER_MAGIC {
+		f.Close()
+		return nil, fmt.Errorf("%w: /proc/%s is not on procfs", ErrUnsafeProc, path)
+	}
+	return f, nil
+}
