@@ -1,0 +1,118 @@
+package libjail
+
+import (
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/libjail/libjail/internal/fixtures"
+	"github.com/libjail/libjail/internal/testutil"
+)
+
+func TestProcAttrPlanErrors(t *testing.T) {
+	rootfs := t.TempDir()
+	sched := func(s specs.Scheduler) func(*specs.Spec) {
+		return func(sp *specs.Spec) { sp.Process.Scheduler = &s }
+	}
+	cases := map[string]struct {
+		edit  func(s *specs.Spec)
+		field string
+	}{
+		"personality domain": {func(s *specs.Spec) { s.Linux.Personality = &specs.LinuxPersonality{Domain: "PER_BSD"} }, "linux.personality.domain"},
+		"personality flags": {func(s *specs.Spec) {
+			s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux, Flags: []specs.LinuxPersonalityFlag{"ADDR_NO_RANDOMIZE"}}
+		}, "linux.personality.flags"},
+		"ioprio class": {func(s *specs.Spec) { s.Process.IOPriority = &specs.LinuxIOPriority{Class: "IOPRIO_CLASS_NONE"} }, "process.ioPriority.class"},
+		"ioprio level": {func(s *specs.Spec) {
+			s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 8}
+		}, "process.ioPriority.priority"},
+		"sched policy":            {sched(specs.Scheduler{Policy: "SCHED_FAIR"}), "process.scheduler.policy"},
+		"sched iso":               {sched(specs.Scheduler{Policy: specs.SchedISO}), "process.scheduler.policy"},
+		"sched flag":              {sched(specs.Scheduler{Policy: specs.SchedOther, Flags: []specs.LinuxSchedulerFlag{"SCHED_FLAG_FAST"}}), "process.scheduler.flags[0]"},
+		"sched nice":              {sched(specs.Scheduler{Policy: specs.SchedOther, Nice: 20}), "process.scheduler.nice"},
+		"sched prio other":        {sched(specs.Scheduler{Policy: specs.SchedBatch, Priority: 5}), "process.scheduler.priority"},
+		"sched prio fifo":         {sched(specs.Scheduler{Policy: specs.SchedFIFO}), "process.scheduler.priority"},
+		"sched prio rr":           {sched(specs.Scheduler{Policy: specs.SchedRR, Priority: 100}), "process.scheduler.priority"},
+		"sched deadline on other": {sched(specs.Scheduler{Policy: specs.SchedOther, Runtime: 1}), "process.scheduler"},
+		"sched deadline order":    {sched(specs.Scheduler{Policy: specs.SchedDeadline, Runtime: 10, Deadline: 5, Period: 20}), "process.scheduler"},
+		"apparmor": {func(s *specs.Spec) {
+			if appArmorEnabled() {
+				t.Skip("skipped: AppArmor is enabled here, a label is not an error")
+			}
+			s.Process.ApparmorProfile = "docker-default"
+		}, "process.apparmorProfile"},
+		"selinux": {func(s *specs.Spec) {
+			if selinuxEnabled() {
+				t.Skip("skipped: SELinux is enabled here, a label is not an error")
+			}
+			s.Process.SelinuxLabel = "system_u:system_r:container_t:s0"
+		}, "process.selinuxLabel"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			spec := fixtures.Spec(rootfs, "/bin/true")
+			tc.edit(spec)
+			_, err := New("attr-plan", spec, Options{})
+			require.Error(t, err)
+			var se *StepError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, StepPlan, se.Step)
+			assert.ErrorIs(t, err, ErrInvalidSpec)
+			assert.Contains(t, err.Error(), tc.field)
+			if name == "apparmor" || name == "selinux" {
+				assert.Contains(t, err.Error(), ErrNotSupported.Error())
+			}
+		})
+	}
+}
+
+func TestProcAttrPlan(t *testing.T) {
+	spec := fixtures.Spec(t.TempDir(), "/bin/true")
+	spec.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32}
+	spec.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 5}
+	spec.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedDeadline, Runtime: 10, Deadline: 20,
+		Flags: []specs.LinuxSchedulerFlag{specs.SchedFlagResetOnFork, specs.SchedFlagDLOverrun}}
+	a, err := planProcAttrs(spec)
+	require.NoError(t, err)
+	assert.Equal(t, uint32(8), *a.Personality)
+	assert.Equal(t, uint32(2<<13|5), *a.IOPrio)
+	assert.Equal(t, unix.SchedAttr{Policy: 6, Flags: 0x05, Runtime: 10, Deadline: 20}, *a.Sched)
+}
+
+// TestProcAttrs: personality, I/O priority and scheduler as the container's process sees them.
+func TestProcAttrs(t *testing.T) {
+	testutil.RequireRoot(t)
+	spec := probeSpec(t)
+	spec.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32}
+	spec.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 6}
+	spec.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedBatch, Nice: 7}
+	r := runProbe(t, spec, Options{})
+	assert.Equal(t, "00000008", r.Personality)
+	assert.Equal(t, 2<<13|6, r.IOPrio)
+	assert.Equal(t, [3]int{3, 7, 0}, r.Sched, "SCHED_BATCH, nice 7")
+
+	// The idle classes, and the defaults of a container that asks for nothing.
+	spec = probeSpec(t)
+	spec.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_IDLE}
+	spec.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedIdle}
+	r = runProbe(t, spec, Options{})
+	assert.Equal(t, 3<<13, r.IOPrio)
+	assert.Equal(t, 5, r.Sched[0], "SCHED_IDLE")
+	assert.Equal(t, "00000000", runProbe(t, probeSpec(t), Options{}).Personality)
+}
+
+// TestSessionKeyring: each container has a session keyring of its own, neither the agent's nor
+// another container's.
+func TestSessionKeyring(t *testing.T) {
+	testutil.RequireRoot(t)
+	agent, err := unix.KeyctlGetKeyringID(unix.KEY_SPEC_SESSION_KEYRING, false)
+	require.NoError(t, err)
+	a := runProbe(t, probeSpec(t), Options{})
+	b := runProbe(t, probeSpec(t), Options{})
+	require.NotZero(t, a.Keyring)
+	assert.NotEqual(t, int32(agent), a.Keyring, "not the agent's keyring")
+	assert.NotEqual(t, a.Keyring, b.Keyring, "not shared between containers")
+}
