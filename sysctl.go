@@ -129,6 +129,14 @@ func writeSysctls(list []sysctl) error {
 }
 
 func writeSysctl(proc *os.File, s sysctl) error {
+	// The uts entries of /proc/sys belong to the initial user namespace's root: through the
+	// system calls, a user namespace's root may set its own uts namespace's names too.
+	switch s.Path {
+	case "kernel/hostname":
+		return unix.Sethostname([]byte(s.Value))
+	case "kernel/domainname":
+		return unix.Setdomainname([]byte(s.Value))
+	}
 	f, err := openInProcfs(int(proc.Fd()), "sys/"+s.Path, unix.O_WRONLY|unix.O_TRUNC)
 	if err != nil {
 		return err

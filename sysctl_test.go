@@ -9,6 +9,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/libjail/libjail/internal/fixtures"
 	"github.com/libjail/libjail/internal/testutil"
@@ -108,17 +109,26 @@ func TestSysctls(t *testing.T) {
 		require.NoError(t, err)
 		host[p] = string(b)
 	}
-	spec := probeSpec(t, "-read", strings.Join(paths, ","))
-	spec.Linux.Sysctl = set
-	r := runProbe(t, spec, Options{})
-	for k, v := range set {
-		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
-		assert.Equal(t, v, r.Reads[p], "%s inside the container", k)
-		b, err := os.ReadFile(p)
-		require.NoError(t, err)
-		assert.Equal(t, host[p], string(b), "%s of the agent unchanged", k)
+	for name, userns := range map[string]bool{"no user namespace": false, "user namespace": true} {
+		t.Run(name, func(t *testing.T) {
+			spec := probeSpec(t, "-read", strings.Join(paths, ","))
+			spec.Linux.Sysctl = set
+			if userns {
+				spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+				spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 65536}}
+				spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 65536}}
+			}
+			r := runProbe(t, spec, Options{})
+			for k, v := range set {
+				p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+				assert.Equal(t, v, r.Reads[p], "%s inside the container", k)
+				b, err := os.ReadFile(p)
+				require.NoError(t, err)
+				assert.Equal(t, host[p], string(b), "%s of the agent unchanged", k)
+			}
+			assert.Equal(t, "sysctl.example", r.Domainname)
+		})
 	}
-	assert.Equal(t, "sysctl.example", r.Domainname)
 }
 
 // TestSysctlFakeProc: a /proc that is not the container's own procfs never receives the writes.
@@ -153,6 +163,35 @@ func TestSysctlFakeProc(t *testing.T) {
 			after, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 			require.NoError(t, err)
 			assert.Equal(t, string(before), string(after), "the agent's sysctl unchanged")
+		})
+	}
+}
+
+// TestSysctlWriteErrors: what the kernel refuses fails the sysctl step with its errno.
+func TestSysctlWriteErrors(t *testing.T) {
+	testutil.RequireRoot(t)
+	cases := map[string]struct {
+		key, value string
+		errno      unix.Errno
+	}{
+		"unknown entry": {"net.ipv4.libjail_nope", "1", unix.ENOENT},
+		"bad value":     {"kernel.shmmni", "banana", unix.EINVAL},
+	}
+	rootfs := fixtures.Rootfs(t)
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			spec := fixtures.Spec(rootfs, "/bin/true")
+			spec.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
+			spec.Linux.Sysctl = map[string]string{tc.key: tc.value}
+			c, err := New(testutil.Name(t, "c"), spec, Options{})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = c.Destroy(true) })
+			err = c.Create(context.Background())
+			var se *StepError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, StepSysctl, se.Step)
+			assert.ErrorIs(t, err, tc.errno)
+			assert.Contains(t, err.Error(), tc.key)
 		})
 	}
 }

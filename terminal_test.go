@@ -255,3 +255,37 @@ func TestConsoleSocketMissing(t *testing.T) {
 	assert.Equal(t, StepTerminal, se.Step)
 	assert.ErrorIs(t, err, unix.ENOENT)
 }
+
+// TestTerminalUser: the slave belongs to the process's user, so a non-root process (also one in a
+// user namespace) can reopen its terminal by name.
+func TestTerminalUser(t *testing.T) {
+	testutil.RequireRoot(t)
+	for name, userns := range map[string]bool{"no user namespace": false, "user namespace": true} {
+		t.Run(name, func(t *testing.T) {
+			spec := ttyProbeSpec(t)
+			spec.Process.Args[2] = "/dev/tty,/dev/pts/0"
+			spec.Process.User = specs.User{UID: 1000, GID: 1000}
+			if userns {
+				spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+				spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 65536}}
+				spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 65536}}
+			}
+			c, err := New(testutil.Name(t, "c"), spec, Options{})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = c.Destroy(true) })
+			require.NoError(t, c.Start(context.Background()))
+			master := c.Console()
+			require.NotNil(t, master)
+			defer master.Close()
+			out := readTTY(master)
+			_, err = c.Wait()
+			require.NoError(t, err)
+			<-out.done
+			r := probeThroughTTY(t, out.String())
+			assert.Equal(t, 1000, r.UID)
+			assertProbeOnTTY(t, r)
+			assert.Equal(t, "ok", r.Opens["/dev/pts/0"], "the slave is the user's")
+			require.NoError(t, c.Destroy(false))
+		})
+	}
+}
