@@ -49,7 +49,8 @@ type Options struct {
 	CgroupParent string
 	// ConsoleSocket is the path of a unix socket that receives the pty master of a container with
 	// process.terminal (the OCI --console-socket convention); empty: the master is kept for
-	// Container.Console.
+	// Container.Console. With a terminal, the pty slave is the process's stdio and Stdin, Stdout
+	// and Stderr are not used.
 	ConsoleSocket string
 	// NoPivot switches into the root with MS_MOVE and chroot instead of pivot_root.
 	NoPivot bool

@@ -245,6 +245,10 @@ func (c *Container) planProcessExtras() error {
 	if c.child.Sysctls, err = planSysctls(spec.Linux.Sysctl, c.ns, c.child.Mounts, spec.Hostname, spec.Domainname); err != nil {
 		return err
 	}
-	c.child.Terminal, err = planTerminal(spec.Process, c.child.Mounts, c.opts.ConsoleSocket)
+	if c.child.Terminal, err = planTerminal(spec.Process, c.child.Mounts, c.opts.ConsoleSocket); err != nil {
+		return err
+	}
+	// Validated here for the whole spec; only exec'd processes use it (not the container's init).
+	_, err = planExecCPUAffinity(spec.Process)
 	return err
 }

@@ -73,7 +73,12 @@ func hasMount(mp *mounts.RootfsPlan, dest, typ string) bool {
 // devpts, hands the master to the parent, and makes the slave stdio and the controlling terminal
 // (the child is a session leader: the parent started it with Setsid).
 func (ch *child) setupTerminal() error {
-	t := ch.plan.Terminal
+	return attachTerminal(ch.ctx, ch.conn, ch.plan.Terminal)
+}
+
+// attachTerminal is setupTerminal for any process that libjail starts in a container (init or an
+// exec'd one): conn is its syncpipe to the parent, which handles the ptyMsg with takeConsole.
+func attachTerminal(ctx context.Context, conn *syncpipe.Conn, t *terminalPlan) error {
 	if t == nil {
 		return nil
 	}
@@ -95,7 +100,7 @@ func (ch *child) setupTerminal() error {
 	if err != nil {
 		return fmt.Errorf("process.terminal: TIOCGPTN: %w", err)
 	}
-	if err := ch.conn.Send(ch.ctx, &ptyMsg{Name: "/dev/pts/" + strconv.FormatUint(uint64(n), 10)}, master); err != nil {
+	if err := conn.Send(ctx, &ptyMsg{Name: "/dev/pts/" + strconv.FormatUint(uint64(n), 10)}, master); err != nil {
 		return err
 	}
 	for fd := 0; fd <= 2; fd++ {
