@@ -31,9 +31,10 @@ var ipcSysctls = []string{
 	"kernel.shmmni", "kernel.shm_rmid_forced", "kernel.msg_next_id", "kernel.sem_next_id", "kernel.shm_next_id",
 }
 
-// planSysctls validates linux.sysctl: each key must belong to a namespace the container has its
-// own of (ipc, net, uts), never one it shares with the agent; anything else is global to the VM
-// and refused. hostname and domainname are the spec's own fields when set there.
+// planSysctls validates linux.sysctl: each key must belong to a namespace (ipc, net, uts) the
+// container creates, or joins by path when that is not the agent's own or the VM's initial one
+// (a pod's pinned namespaces: the sysctl then holds for the whole pod); anything else is global
+// to the VM and refused. hostname and domainname are the spec's own fields when set there.
 func planSysctls(sysctls map[string]string, ns *namespaces.NSPlan, mp *mounts.RootfsPlan, hostname, domainname string) ([]sysctl, error) {
 	if len(sysctls) == 0 {
 		return nil, nil
@@ -70,12 +71,41 @@ func planSysctls(sysctls map[string]string, ns *namespaces.NSPlan, mp *mounts.Ro
 		default:
 			return nil, specErr(field, "not namespaced: it would change the whole VM")
 		}
-		if !ns.Creates(need) {
-			return nil, specErr(field, "needs a new %s namespace", need)
+		if err := ownNamespace(ns, need); err != nil {
+			return nil, specErr(field, "%v", err)
 		}
 		out = append(out, sysctl{Key: k, Path: path, Value: sysctls[k]})
 	}
 	return out, nil
+}
+
+// ownNamespace checks that the container's namespace of type t is not the agent's nor the VM's.
+func ownNamespace(ns *namespaces.NSPlan, t namespaces.Type) error {
+	if ns.Creates(t) {
+		return nil
+	}
+	path := ns.Path(t)
+	if path == "" {
+		return fmt.Errorf("needs a new %s namespace (the container shares the agent's)", t)
+	}
+	var joined unix.Stat_t
+	if err := unix.Stat(path, &joined); err != nil {
+		return fmt.Errorf("%s namespace %s: %w", t, path, err)
+	}
+	for _, pid := range []string{"self", "1"} {
+		var st unix.Stat_t
+		p := "/proc/" + pid + "/ns/" + t.ProcName()
+		if err := unix.Stat(p, &st); err != nil {
+			if pid == "1" && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
+				continue // an init the agent may not inspect (another user namespace owns it)
+			}
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		if st.Dev == joined.Dev && st.Ino == joined.Ino {
+			return fmt.Errorf("the %s namespace at %s is the agent's or the VM's own", t, path)
+		}
+	}
+	return nil
 }
 
 // sysctlPath turns a key into its path under /proc/sys. The dotted form is the usual one; a key

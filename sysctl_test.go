@@ -3,6 +3,7 @@ package libjail
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -41,6 +42,10 @@ func TestSysctlPlanErrors(t *testing.T) {
 			withoutNS(s, specs.UTSNamespace)
 			s.Hostname = ""
 		}, "needs a new uts namespace"},
+		"agent's netns joined": {map[string]string{"net.ipv4.ip_forward": "1"}, func(s *specs.Spec) {
+			withoutNS(s, specs.NetworkNamespace)
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/proc/self/ns/net"})
+		}, "is the agent's or the VM's own"},
 		"hostname twice":   {map[string]string{"kernel.hostname": "x"}, nil, "conflicts with the hostname field"},
 		"domainname twice": {map[string]string{"kernel.domainname": "x"}, func(s *specs.Spec) { s.Domainname = "y" }, "conflicts with the domainname field"},
 		"dotdot":           {map[string]string{"net/../kernel/panic": "1"}, nil, "malformed key"},
@@ -194,4 +199,25 @@ func TestSysctlWriteErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.key)
 		})
 	}
+}
+
+// TestSysctlInPod: a pod container joins the pod's pinned network and ipc namespaces, which are
+// not the agent's: its sysctls are set there, for the whole pod.
+func TestSysctlInPod(t *testing.T) {
+	testutil.RequireRoot(t)
+	pod, err := NewPod(testutil.Name(t, "pod"), PodOptions{CgroupPath: "/" + testutil.Name(t, "pod"), PinDir: filepath.Join(t.TempDir(), "ns")})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pod.Destroy() })
+	rootfs := fixtures.Rootfs(t)
+	spec := fixtures.Spec(rootfs, fixtures.ProbePath, "-read", "/proc/sys/net/ipv4/ip_forward,/proc/sys/kernel/msgmax")
+	spec.Hostname = ""
+	spec.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1", "kernel.msgmax": "4321"}
+	r := runInPod(t, pod, "writer", spec, nil)
+	assert.Equal(t, "1", r.Reads["/proc/sys/net/ipv4/ip_forward"])
+	assert.Equal(t, "4321", r.Reads["/proc/sys/kernel/msgmax"])
+	// A second container of the pod sees them without asking.
+	spec = fixtures.Spec(rootfs, fixtures.ProbePath, "-read", "/proc/sys/kernel/msgmax")
+	spec.Hostname = ""
+	r = runInPod(t, pod, "reader", spec, nil)
+	assert.Equal(t, "4321", r.Reads["/proc/sys/kernel/msgmax"], "the pod's ipc namespace")
 }
