@@ -1,6 +1,7 @@
 package libjail
 
 import (
+	"errors"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -8,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/libjail/libjail/cgroups"
 	"github.com/libjail/libjail/internal/fixtures"
 	"github.com/libjail/libjail/internal/testutil"
 )
@@ -115,4 +117,19 @@ func TestSessionKeyring(t *testing.T) {
 	require.NotZero(t, a.Keyring)
 	assert.NotEqual(t, int32(agent), a.Keyring, "not the agent's keyring")
 	assert.NotEqual(t, a.Keyring, b.Keyring, "not shared between containers")
+}
+
+// TestRealtimeScheduler: SCHED_RR with a priority, in a cgroup given realtime runtime (where the
+// kernel groups realtime tasks, a cgroup without it refuses them).
+func TestRealtimeScheduler(t *testing.T) {
+	testutil.RequireRoot(t)
+	spec := probeSpec(t)
+	rt := int64(10000)
+	spec.Linux.Resources = &specs.LinuxResources{CPU: &specs.LinuxCPU{RealtimeRuntime: &rt}}
+	spec.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedRR, Priority: 10}
+	if _, err := New("rt-plan", spec, Options{}); errors.Is(err, cgroups.ErrNotSupported) {
+		spec.Linux.Resources = nil // cgroup v2 has no realtime runtime: its tasks are not grouped
+	}
+	r := runProbe(t, spec, Options{})
+	assert.Equal(t, [3]int{2, 0, 10}, r.Sched, "SCHED_RR, priority 10")
 }
