@@ -1,6 +1,7 @@
 package libjail
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -16,19 +17,21 @@ import (
 
 func TestProcAttrPlanErrors(t *testing.T) {
 	rootfs := t.TempDir()
-	sched := func(s specs.Scheduler) func(*specs.Spec) {
-		return func(sp *specs.Spec) { sp.Process.Scheduler = &s }
+	sched := func(s specs.Scheduler) func(*testing.T, *specs.Spec) {
+		return func(_ *testing.T, sp *specs.Spec) { sp.Process.Scheduler = &s }
 	}
 	cases := map[string]struct {
-		edit  func(s *specs.Spec)
+		edit  func(t *testing.T, s *specs.Spec)
 		field string
 	}{
-		"personality domain": {func(s *specs.Spec) { s.Linux.Personality = &specs.LinuxPersonality{Domain: "PER_BSD"} }, "linux.personality.domain"},
-		"personality flags": {func(s *specs.Spec) {
+		"personality domain": {func(t *testing.T, s *specs.Spec) { s.Linux.Personality = &specs.LinuxPersonality{Domain: "PER_BSD"} }, "linux.personality.domain"},
+		"personality flags": {func(t *testing.T, s *specs.Spec) {
 			s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux, Flags: []specs.LinuxPersonalityFlag{"ADDR_NO_RANDOMIZE"}}
 		}, "linux.personality.flags"},
-		"ioprio class": {func(s *specs.Spec) { s.Process.IOPriority = &specs.LinuxIOPriority{Class: "IOPRIO_CLASS_NONE"} }, "process.ioPriority.class"},
-		"ioprio level": {func(s *specs.Spec) {
+		"ioprio class": {func(t *testing.T, s *specs.Spec) {
+			s.Process.IOPriority = &specs.LinuxIOPriority{Class: "IOPRIO_CLASS_NONE"}
+		}, "process.ioPriority.class"},
+		"ioprio level": {func(t *testing.T, s *specs.Spec) {
 			s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 8}
 		}, "process.ioPriority.priority"},
 		"sched policy":            {sched(specs.Scheduler{Policy: "SCHED_FAIR"}), "process.scheduler.policy"},
@@ -40,13 +43,13 @@ func TestProcAttrPlanErrors(t *testing.T) {
 		"sched prio rr":           {sched(specs.Scheduler{Policy: specs.SchedRR, Priority: 100}), "process.scheduler.priority"},
 		"sched deadline on other": {sched(specs.Scheduler{Policy: specs.SchedOther, Runtime: 1}), "process.scheduler"},
 		"sched deadline order":    {sched(specs.Scheduler{Policy: specs.SchedDeadline, Runtime: 10, Deadline: 5, Period: 20}), "process.scheduler"},
-		"apparmor": {func(s *specs.Spec) {
+		"apparmor": {func(t *testing.T, s *specs.Spec) {
 			if appArmorEnabled() {
 				t.Skip("skipped: AppArmor is enabled here, a label is not an error")
 			}
 			s.Process.ApparmorProfile = "docker-default"
 		}, "process.apparmorProfile"},
-		"selinux": {func(s *specs.Spec) {
+		"selinux": {func(t *testing.T, s *specs.Spec) {
 			if selinuxEnabled() {
 				t.Skip("skipped: SELinux is enabled here, a label is not an error")
 			}
@@ -56,7 +59,7 @@ func TestProcAttrPlanErrors(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			spec := fixtures.Spec(rootfs, "/bin/true")
-			tc.edit(spec)
+			tc.edit(t, spec)
 			_, err := New("attr-plan", spec, Options{})
 			require.Error(t, err)
 			var se *StepError
@@ -132,4 +135,29 @@ func TestRealtimeScheduler(t *testing.T) {
 	}
 	r := runProbe(t, spec, Options{})
 	assert.Equal(t, [3]int{2, 0, 10}, r.Sched, "SCHED_RR, priority 10")
+}
+
+// TestAppArmorLabel: where AppArmor is enabled (the VM lane's kernel), the process is exec'd with
+// the spec's profile. "unconfined" exists without any policy loaded.
+func TestAppArmorLabel(t *testing.T) {
+	testutil.RequireRoot(t)
+	if !appArmorEnabled() {
+		t.Skip("skipped: AppArmor is not enabled on this kernel (TestProcAttrPlanErrors covers the error)")
+	}
+	spec := probeSpec(t, "-read", "/proc/self/attr/apparmor/current")
+	spec.Process.ApparmorProfile = "unconfined"
+	r := runProbe(t, spec, Options{})
+	assert.Equal(t, "unconfined", r.Reads["/proc/self/attr/apparmor/current"])
+
+	// A profile the kernel does not know: the request reaches AppArmor, which refuses it.
+	spec = probeSpec(t)
+	spec.Process.ApparmorProfile = "libjail-test-no-such-profile"
+	c, err := New(testutil.Name(t, "c"), spec, Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Destroy(true) })
+	err = c.Start(context.Background())
+	var se *StepError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, StepLabels, se.Step, "%v", err)
+	assert.Contains(t, err.Error(), "process.apparmorProfile")
 }
