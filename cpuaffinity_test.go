@@ -69,3 +69,17 @@ func TestExecCPUAffinityApply(t *testing.T) {
 	assert.Equal(t, 1, got[1].Count())
 	assert.True(t, got[1].IsSet(0), "final")
 }
+
+func FuzzParseCPUList(f *testing.F) {
+	for _, s := range []string{"0-3,7", "", "1,,2", "3-1", "1023"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		cpus, err := parseCPUList("f", s)
+		for _, c := range cpus {
+			if err != nil || c < 0 || c >= 1024 {
+				t.Fatalf("%q: cpu %d (err %v)", s, c, err)
+			}
+		}
+	})
+}

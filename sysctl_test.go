@@ -221,3 +221,24 @@ func TestSysctlInPod(t *testing.T) {
 	r = runInPod(t, pod, "reader", spec, nil)
 	assert.Equal(t, "4321", r.Reads["/proc/sys/kernel/msgmax"], "the pod's ipc namespace")
 }
+
+// FuzzSysctlPath: any key gives a path that stays below /proc/sys, or an error.
+func FuzzSysctlPath(f *testing.F) {
+	for _, k := range []string{"net.ipv4.ip_forward", "net/ipv4/conf/eth0.100/forwarding", "..", "a/../b", "", "kernel..x"} {
+		f.Add(k)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		path, dotted, err := sysctlPath(key)
+		if err != nil {
+			return
+		}
+		if strings.HasPrefix(path, "/") || strings.Contains(dotted, "/") {
+			t.Fatalf("%q: path %q, dotted %q", key, path, dotted)
+		}
+		for _, c := range strings.Split(path, "/") {
+			if c == "" || c == "." || c == ".." {
+				t.Fatalf("%q: path %q leaves /proc/sys", key, path)
+			}
+		}
+	})
+}
