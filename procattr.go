@@ -134,6 +134,11 @@ func planScheduler(s *specs.Scheduler) (*unix.SchedAttr, error) {
 		if s.Runtime == 0 || s.Runtime > s.Deadline || s.Deadline > period {
 			return nil, specErr(f, "SCHED_DEADLINE needs 0 < runtime <= deadline <= period")
 		}
+		// A deadline task cannot fork or clone (EAGAIN) unless its children reset to SCHED_OTHER:
+		// the child's remaining setup (runtime threads, startContainer hooks) needs to.
+		if attr.Flags&schedFlags[specs.SchedFlagResetOnFork] == 0 {
+			return nil, specErr(f+".flags", "SCHED_DEADLINE needs SCHED_FLAG_RESET_ON_FORK (a deadline task cannot fork without it)")
+		}
 	}
 	attr.Nice, attr.Priority = s.Nice, uint32(s.Priority)
 	attr.Runtime, attr.Deadline, attr.Period = s.Runtime, s.Deadline, s.Period

@@ -42,7 +42,9 @@ func TestProcAttrPlanErrors(t *testing.T) {
 		"sched prio fifo":         {sched(specs.Scheduler{Policy: specs.SchedFIFO}), "process.scheduler.priority"},
 		"sched prio rr":           {sched(specs.Scheduler{Policy: specs.SchedRR, Priority: 100}), "process.scheduler.priority"},
 		"sched deadline on other": {sched(specs.Scheduler{Policy: specs.SchedOther, Runtime: 1}), "process.scheduler"},
-		"sched deadline order":    {sched(specs.Scheduler{Policy: specs.SchedDeadline, Runtime: 10, Deadline: 5, Period: 20}), "process.scheduler"},
+		"sched deadline fork":     {sched(specs.Scheduler{Policy: specs.SchedDeadline, Runtime: 10, Deadline: 20}), "SCHED_FLAG_RESET_ON_FORK"},
+		"sched deadline order": {sched(specs.Scheduler{Policy: specs.SchedDeadline, Runtime: 10, Deadline: 5, Period: 20,
+			Flags: []specs.LinuxSchedulerFlag{specs.SchedFlagResetOnFork}}), "runtime <= deadline <= period"},
 		"apparmor": {func(t *testing.T, s *specs.Spec) {
 			if appArmorEnabled() {
 				t.Skip("skipped: AppArmor is enabled here, a label is not an error")
@@ -160,4 +162,16 @@ func TestAppArmorLabel(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, StepLabels, se.Step, "%v", err)
 	assert.Contains(t, err.Error(), "process.apparmorProfile")
+}
+
+// TestDeadlineScheduler: SCHED_DEADLINE (with the reset-on-fork flag it requires) while the child
+// still forks a startContainer hook.
+func TestDeadlineScheduler(t *testing.T) {
+	testutil.RequireRoot(t)
+	spec := probeSpec(t)
+	spec.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedDeadline, Runtime: 10_000_000, Deadline: 30_000_000,
+		Period: 100_000_000, Flags: []specs.LinuxSchedulerFlag{specs.SchedFlagResetOnFork}}
+	spec.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/true"}}}
+	r := runProbe(t, spec, Options{})
+	assert.Equal(t, 6, r.Sched[0], "SCHED_DEADLINE")
 }
