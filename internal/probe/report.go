@@ -29,8 +29,8 @@ type Report struct {
 	Uptime      string               `json:"uptime"`
 	Reads       map[string]string    `json:"reads,omitempty"`       // contents of the files asked with -read (trimmed)
 	Personality string               `json:"personality,omitempty"` // /proc/self/personality
-	IOPrio      int                  `json:"ioprio"`                // ioprio_get(IOPRIO_WHO_PROCESS, 0)
-	Sched       [3]int               `json:"sched"`                 // sched_getattr: policy, nice, priority
+	IOPrio      int                  `json:"ioprio"`                // ioprio_get(IOPRIO_WHO_PROCESS, pid)
+	Sched       [3]int               `json:"sched"`                 // sched_getattr(pid): policy, nice, priority
 	Keyring     int32                `json:"keyring"`               // the session keyring's serial (0: none)
 	Winsize     [2]int               `json:"winsize"`               // rows, columns of stdin's terminal (0, 0: not a terminal)
 	Errors      []string             `json:"errors,omitempty"`      // what the probe itself could not read

@@ -77,12 +77,13 @@ func main() {
 		r.Personality = strings.TrimSpace(string(b))
 	}
 	const ioprioWhoProcess = 1
-	if v, _, e := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, 0, 0); e == 0 {
+	// The main thread's (the one that was exec'd): this goroutine may run on another thread.
+	if v, _, e := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, uintptr(os.Getpid()), 0); e == 0 {
 		r.IOPrio = int(v)
 	} else {
 		fail("ioprio_get", e)
 	}
-	if a, err := unix.SchedGetAttr(0, 0); err == nil {
+	if a, err := unix.SchedGetAttr(os.Getpid(), 0); err == nil {
 		r.Sched = [3]int{int(a.Policy), int(a.Nice), int(a.Priority)}
 	} else {
 		fail("sched_getattr", err)
