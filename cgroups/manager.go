@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -158,8 +159,11 @@ func (m *fsManager) Create() (err error) {
 		if err != nil {
 			return &FieldError{Field: "create", Err: err}
 		}
-		if err := m.v2EnableControllers(); err != nil {
+		if err := m.v2EnableControllers(made); err != nil {
 			return &FieldError{Field: "create", Err: err}
+		}
+		if err := m.v2CheckControllers(m.plan.Writes); err != nil {
+			return err
 		}
 	}
 	return m.apply(m.plan.Writes)
@@ -311,16 +315,15 @@ func (m *fsManager) removeAll() error {
 	return nil
 }
 
-// v2EnableControllers turns on, in every ancestor of the cgroup2 directory (the mount's root
-// included), the controllers the hierarchy offers that are not yet delegated to children: a cgroup2
-// controller's files only appear in a child when its parent's subtree_control has it.
-func (m *fsManager) v2EnableControllers() error {
-	rel, err := filepath.Rel(m.v2Mount, m.v2)
-	if err != nil || strings.HasPrefix(rel, "..") {
-		return fmt.Errorf("%w: %s is not under %s", ErrInvalid, m.v2, m.v2Mount)
-	}
-	dir := m.v2Mount
-	for _, el := range strings.Split(rel, "/") {
+// v2EnableControllers turns on, in the cgroup2 directories this Create made above the cgroup (and in
+// the cgroup itself for a pod), every controller their parent delegates: a cgroup2 controller's files
+// only appear in a child when its parent's subtree_control has it. Existing cgroups, which belong to
+// someone else, are never written: what they do not delegate is reported by v2CheckControllers.
+func (m *fsManager) v2EnableControllers(made []string) error {
+	for _, dir := range made {
+		if dir == m.v2 && !m.plan.Pod {
+			continue // the leaf: its processes would be refused once it delegates controllers
+		}
 		avail, err := readFile(dir, "cgroup.controllers")
 		if err != nil {
 			return err
@@ -344,9 +347,59 @@ func (m *fsManager) v2EnableControllers() error {
 				return fmt.Errorf("enable %s in %s: %w", strings.Join(add, " "), dir, err)
 			}
 		}
-		dir = filepath.Join(dir, el)
 	}
 	return nil
+}
+
+// v2CheckControllers makes sure the cgroup2 directory has the controller of every unified write,
+// naming the field and the ancestor's subtree_control that lacks it otherwise (the kernel would only
+// say ENOENT for the interface file).
+func (m *fsManager) v2CheckControllers(ws []Write) error {
+	if m.v2 == "" {
+		return nil
+	}
+	var have map[string]bool
+	for _, w := range ws {
+		c, _, _ := strings.Cut(w.File, ".")
+		if w.Hierarchy != UnifiedKey || c == "cgroup" {
+			continue
+		}
+		if have == nil {
+			avail, err := readFile(m.v2, "cgroup.controllers")
+			if err != nil {
+				return &FieldError{Field: w.Field, Err: err}
+			}
+			have = map[string]bool{}
+			for _, x := range strings.Fields(avail) {
+				have[x] = true
+			}
+		}
+		if !have[c] {
+			return fieldErr(w.Field, ErrNotSupported, "controller %s is not enabled in %s", c, m.v2Missing(c))
+		}
+	}
+	return nil
+}
+
+// v2Missing names the cgroup.subtree_control of the topmost ancestor that does not delegate c.
+func (m *fsManager) v2Missing(c string) string {
+	parent := filepath.Dir(m.v2)
+	rel, err := filepath.Rel(m.v2Mount, parent)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return filepath.Join(parent, "cgroup.subtree_control")
+	}
+	dir := m.v2Mount
+	els := []string{}
+	if rel != "." {
+		els = strings.Split(rel, "/")
+	}
+	for i := 0; ; i++ {
+		on, err := readFile(dir, "cgroup.subtree_control")
+		if err != nil || !slices.Contains(strings.Fields(on), c) || i == len(els) {
+			return filepath.Join(dir, "cgroup.subtree_control")
+		}
+		dir = filepath.Join(dir, els[i])
+	}
 }
 
 // checkCgroupFS verifies that a hierarchy's mount point holds the cgroup filesystem of its version.
