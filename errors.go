@@ -46,6 +46,7 @@ const (
 	StepIOPriority     Step = "io priority"
 	StepScheduler      Step = "scheduler"
 	StepLabels         Step = "security labels"
+	StepCPUAffinity    Step = "cpu affinity" // exec'd processes only
 )
 
 // StepError is the failure of one setup step, in the parent or in the child. It unwraps to the

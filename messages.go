@@ -57,6 +57,7 @@ type childPlan struct {
 	Sysctls  []sysctl      `json:",omitempty"`
 	Attrs    procAttrs     `json:",omitempty"`
 	Terminal *terminalPlan `json:",omitempty"`
+	Affinity *cpuAffinity  `json:",omitempty"` // exec'd processes only
 }
 
 func (*childPlan) Kind() string { return "plan" }

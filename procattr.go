@@ -257,3 +257,19 @@ func (c *Container) planProcessExtras() error {
 	_, err = planExecCPUAffinity(spec.Process)
 	return err
 }
+
+// planExecExtras plans the same settings for an exec'd process: its own process section, the
+// container's linux section (personality), and its cpu affinity.
+func (c *Container) planExecExtras(plan *childPlan, proc *specs.Process, consoleSocket string) error {
+	spec := *c.spec
+	spec.Process = proc
+	var err error
+	if plan.Attrs, err = planProcAttrs(&spec); err != nil {
+		return err
+	}
+	if plan.Terminal, err = planTerminal(proc, c.child.Mounts, consoleSocket); err != nil {
+		return err
+	}
+	plan.Affinity, err = planExecCPUAffinity(proc)
+	return err
+}

@@ -43,7 +43,7 @@ func keepsFiles(msg syncpipe.Message) bool {
 func planTerminal(p *specs.Process, mp *mounts.RootfsPlan, consoleSocket string) (*terminalPlan, error) {
 	if !p.Terminal {
 		if consoleSocket != "" {
-			return nil, fmt.Errorf("%w: Options.ConsoleSocket is set but process.terminal is false", ErrInvalidSpec)
+			return nil, fmt.Errorf("%w: ConsoleSocket is set but process.terminal is false", ErrInvalidSpec)
 		}
 		return nil, nil
 	}
@@ -178,33 +178,72 @@ func sameDevpts(fd int, dir string) error {
 // takeConsole receives the pty master in the parent: sent on to the console socket when the
 // caller gave one, kept for Console otherwise.
 func (c *Container) takeConsole(ctx context.Context, m *ptyMsg, files []*os.File) error {
-	if len(files) != 1 || c.child.Terminal == nil {
+	master, err := receiveConsole(ctx, m, files, c.child.Terminal, c.opts.ConsoleSocket)
+	if err != nil || master == nil {
+		return err
+	}
+	c.mu.Lock()
+	c.closeConsoleLocked()
+	c.console = master
+	c.mu.Unlock()
+	return nil
+}
+
+// takeConsole is Container.takeConsole for an exec'd process.
+func (p *Process) takeConsole(ctx context.Context, m *ptyMsg, files []*os.File, t *terminalPlan, socket string) error {
+	master, err := receiveConsole(ctx, m, files, t, socket)
+	if err != nil || master == nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.console != nil {
+		p.console.Close()
+	}
+	p.console = master
+	return nil
+}
+
+// Console is Container.Console for an exec'd process with a terminal: the master, handed over
+// once; the caller closes it.
+func (p *Process) Console() *os.File {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.console
+	p.console = nil
+	return f
+}
+
+func (p *Process) closeConsole() {
+	if f := p.Console(); f != nil {
+		f.Close()
+	}
+}
+
+// receiveConsole takes the master out of a ptyMsg: sent to socket when there is one (nil
+// returned), else returned as a pollable file.
+func receiveConsole(ctx context.Context, m *ptyMsg, files []*os.File, t *terminalPlan, socket string) (*os.File, error) {
+	if len(files) != 1 || t == nil {
 		closeFiles(files)
-		return fmt.Errorf("%w: pty master without a terminal", syncpipe.ErrUnexpected)
+		return nil, fmt.Errorf("%w: pty master without a terminal", syncpipe.ErrUnexpected)
 	}
 	master := files[0]
-	if c.opts.ConsoleSocket != "" {
+	if socket != "" {
 		defer master.Close()
-		return sendConsole(ctx, c.opts.ConsoleSocket, m.Name, master)
+		return nil, sendConsole(ctx, socket, m.Name, master)
 	}
 	// A non-blocking fd makes an *os.File the runtime polls: reads honour deadlines and Close
 	// wakes a blocked reader.
 	fd, err := unix.FcntlInt(master.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	master.Close()
 	if err != nil {
-		return fmt.Errorf("dup pty master: %w", err)
+		return nil, fmt.Errorf("dup pty master: %w", err)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
-		return fmt.Errorf("pty master: %w", err)
+		return nil, fmt.Errorf("pty master: %w", err)
 	}
-	c.mu.Lock()
-	if c.console != nil {
-		c.console.Close()
-	}
-	c.console = os.NewFile(uintptr(fd), m.Name)
-	c.mu.Unlock()
-	return nil
+	return os.NewFile(uintptr(fd), m.Name), nil
 }
 
 // sendConsole passes the master to the unix socket at path, as runc's --console-socket does: one

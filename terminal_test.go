@@ -39,7 +39,7 @@ func TestTerminalPlanErrors(t *testing.T) {
 			s.Process.Terminal = true
 			s.Mounts[2] = specs.Mount{Destination: "/dev/pts", Type: "tmpfs", Source: "tmpfs"}
 		}, "", "needs a devpts mount at /dev/pts"},
-		"socket without terminal": {func(s *specs.Spec) {}, "/run/console.sock", "Options.ConsoleSocket"},
+		"socket without terminal": {func(s *specs.Spec) {}, "/run/console.sock", "ConsoleSocket is set"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -88,6 +88,14 @@ func main() {
 	} else {
 		fail("sched_getattr", err)
 	}
+	var cpus unix.CPUSet
+	if err := unix.SchedGetaffinity(os.Getpid(), &cpus); err == nil {
+		for c := 0; c < len(cpus)*64; c++ {
+			if cpus.IsSet(c) {
+				r.CPUs = append(r.CPUs, c)
+			}
+		}
+	}
 	if id, err := unix.KeyctlGetKeyringID(unix.KEY_SPEC_SESSION_KEYRING, false); err == nil {
 		r.Keyring = int32(id)
 	}
