@@ -85,13 +85,13 @@ func planProcAttrs(spec *specs.Spec) (procAttrs, error) {
 	}
 	if l := p.ApparmorProfile; l != "" {
 		if !appArmorEnabled() {
-			return a, specErr("process.apparmorProfile", "%q: %v: AppArmor is not enabled", l, ErrNotSupported)
+			return a, fmt.Errorf("%w: process.apparmorProfile: %q: %w: AppArmor is not enabled", ErrInvalidSpec, l, ErrNotSupported)
 		}
 		a.AppArmor = l
 	}
 	if l := p.SelinuxLabel; l != "" {
 		if !selinuxEnabled() {
-			return a, specErr("process.selinuxLabel", "%q: %v: SELinux is not enabled", l, ErrNotSupported)
+			return a, fmt.Errorf("%w: process.selinuxLabel: %q: %w: SELinux is not enabled", ErrInvalidSpec, l, ErrNotSupported)
 		}
 		a.SELinux = l
 	}

@@ -70,7 +70,7 @@ func TestProcAttrPlanErrors(t *testing.T) {
 			assert.ErrorIs(t, err, ErrInvalidSpec)
 			assert.Contains(t, err.Error(), tc.field)
 			if name == "apparmor" || name == "selinux" {
-				assert.Contains(t, err.Error(), ErrNotSupported.Error())
+				assert.ErrorIs(t, err, ErrNotSupported)
 			}
 		})
 	}

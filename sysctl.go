@@ -22,8 +22,9 @@ type sysctl struct {
 	Value string `json:"value"`
 }
 
-// ErrUnsafeProc means the /proc the child would write through is not the container's own procfs.
-var ErrUnsafeProc = errors.New("not the container's own procfs")
+// errUnsafeProc means the /proc the child would write through is not the container's own procfs.
+// It happens in the child: the parent's StepError carries its text, not its identity.
+var errUnsafeProc = errors.New("not the container's own procfs")
 
 // The ipc namespace's sysctls (ipc_sysctl.c; fs.mqueue.* from mq_sysctl.c).
 var ipcSysctls = []string{
@@ -206,7 +207,7 @@ func verifyProcfs(fd int) error {
 		return fmt.Errorf("fstatfs /proc: %w", err)
 	}
 	if sfs.Type != unix.PROC_SUPER_MAGIC {
-		return fmt.Errorf("%w: /proc is a filesystem of type %#x", ErrUnsafeProc, sfs.Type)
+		return fmt.Errorf("%w: /proc is a filesystem of type %#x", errUnsafeProc, sfs.Type)
 	}
 	var stx unix.Statx_t
 	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_MNT_ID, &stx); err != nil {
@@ -214,7 +215,7 @@ func verifyProcfs(fd int) error {
 	}
 	const procRootIno = 1
 	if stx.Ino != procRootIno {
-		return fmt.Errorf("%w: /proc is not the root of a procfs (inode %d)", ErrUnsafeProc, stx.Ino)
+		return fmt.Errorf("%w: /proc is not the root of a procfs (inode %d)", errUnsafeProc, stx.Ino)
 	}
 	buf := make([]byte, 32)
 	n, err := unix.Readlinkat(fd, "self", buf)
@@ -222,7 +223,7 @@ func verifyProcfs(fd int) error {
 		return fmt.Errorf("readlink /proc/self: %w", err)
 	}
 	if self, want := string(buf[:n]), strconv.Itoa(unix.Getpid()); self != want {
-		return fmt.Errorf("%w: /proc belongs to another pid namespace (self is %s, not %s)", ErrUnsafeProc, self, want)
+		return fmt.Errorf("%w: /proc belongs to another pid namespace (self is %s, not %s)", errUnsafeProc, self, want)
 	}
 	// The mount table through the handle itself: it is procfs of this pid namespace, and a task's
 	// mountinfo shows its mount namespace, which holds the container's mounts only.
@@ -250,14 +251,14 @@ func checkProcMount(proc int, id uint64) error {
 			return fmt.Errorf("mountinfo: malformed line %q", sc.Text())
 		}
 		if fields[3] != "/" || fields[4] != "/proc" || fields[sep+1] != "proc" {
-			return fmt.Errorf("%w: mount %d is %s of a %s filesystem at %s", ErrUnsafeProc, id, fields[3], fields[sep+1], fields[4])
+			return fmt.Errorf("%w: mount %d is %s of a %s filesystem at %s", errUnsafeProc, id, fields[3], fields[sep+1], fields[4])
 		}
 		return nil
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("mountinfo: %w", err)
 	}
-	return fmt.Errorf("%w: mount %d of /proc is not in this mount namespace", ErrUnsafeProc, id)
+	return fmt.Errorf("%w: mount %d of /proc is not in this mount namespace", errUnsafeProc, id)
 }
 
 // taskPath names a file of the calling thread below a verified procfs. thread-self would say the
@@ -280,7 +281,7 @@ func openInProcfs(proc int, path string, flags int) (*os.File, error) {
 	var sfs unix.Statfs_t
 	if err := unix.Fstatfs(fd, &sfs); err != nil || sfs.Type != unix.PROC_SUPER_MAGIC {
 		f.Close()
-		return nil, fmt.Errorf("%w: /proc/%s is not on procfs", ErrUnsafeProc, path)
+		return nil, fmt.Errorf("%w: /proc/%s is not on procfs", errUnsafeProc, path)
 	}
 	return f, nil
 }
