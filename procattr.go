@@ -273,3 +273,27 @@ func (c *Container) planExecExtras(plan *childPlan, proc *specs.Process, console
 	plan.Affinity, err = planExecCPUAffinity(proc)
 	return err
 }
+
+func (a procAttrs) String() string {
+	var parts []string
+	if a.Personality != nil {
+		parts = append(parts, fmt.Sprintf("personality %#x", *a.Personality))
+	}
+	if a.IOPrio != nil {
+		parts = append(parts, fmt.Sprintf("ioprio class %d level %d", *a.IOPrio>>ioprioClassShift, *a.IOPrio&0x1fff))
+	}
+	if s := a.Sched; s != nil {
+		parts = append(parts, fmt.Sprintf("sched policy %d flags %#x nice %d priority %d runtime %d deadline %d period %d",
+			s.Policy, s.Flags, s.Nice, s.Priority, s.Runtime, s.Deadline, s.Period))
+	}
+	if a.AppArmor != "" {
+		parts = append(parts, "apparmor "+a.AppArmor)
+	}
+	if a.SELinux != "" {
+		parts = append(parts, "selinux "+a.SELinux)
+	}
+	if len(parts) == 0 {
+		return "(none)"
+	}
+	return strings.Join(parts, "; ")
+}

@@ -175,3 +175,15 @@ func TestDeadlineScheduler(t *testing.T) {
 	r := runProbe(t, spec, Options{})
 	assert.Equal(t, 6, r.Sched[0], "SCHED_DEADLINE")
 }
+
+func TestPlanStrings(t *testing.T) {
+	spec := fixtures.Spec(t.TempDir(), "/bin/true")
+	spec.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32}
+	spec.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_IDLE, Priority: 0}
+	a, err := planProcAttrs(spec)
+	require.NoError(t, err)
+	assert.Equal(t, "personality 0x8; ioprio class 3 level 0", a.String())
+	assert.Equal(t, "(none)", procAttrs{}.String())
+	assert.Equal(t, `/proc/sys/kernel/sem = "1 2 3 4"`, sysctl{Key: "kernel.sem", Path: "kernel/sem", Value: "1 2 3 4"}.String())
+	assert.Equal(t, "pty 80x24, slave owned by 0:0", (&terminalPlan{Rows: 24, Cols: 80}).String())
+}

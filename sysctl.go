@@ -285,3 +285,5 @@ func openInProcfs(proc int, path string, flags int) (*os.File, error) {
 	}
 	return f, nil
 }
+
+func (s sysctl) String() string { return "/proc/sys/" + s.Path + " = " + strconv.Quote(s.Value) }

@@ -284,3 +284,7 @@ func (c *Container) closeConsoleLocked() {
 		c.console = nil
 	}
 }
+
+func (t *terminalPlan) String() string {
+	return fmt.Sprintf("pty %dx%d, slave owned by %d:%d", t.Cols, t.Rows, t.UID, t.GID)
+}
