@@ -51,7 +51,8 @@ type Options struct {
 	// ConsoleSocket is the path of a unix socket that receives the pty master of a container with
 	// process.terminal (the OCI --console-socket convention); empty: the master is kept for
 	// Container.Console. With a terminal, the pty slave is the process's stdio and Stdin, Stdout
-	// and Stderr are not used.
+	// and Stderr are not used. A container that outlives its creating process (StateDir) needs
+	// the socket: a master held by this process closes with it, hanging up the container's tty.
 	ConsoleSocket string
 	// NoPivot switches into the root with MS_MOVE and chroot instead of pivot_root.
 	NoPivot bool
