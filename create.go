@@ -241,7 +241,7 @@ func (c *Container) awaitReady(ctx context.Context) (Step, error) {
 		if err != nil {
 			return c.failedStep(), c.childGone(ctx, err)
 		}
-		if _, ok := msg.(*listenerMsg); !ok {
+		if !keepsFiles(msg) {
 			closeFiles(files)
 		}
 		switch m := msg.(type) {
@@ -249,6 +249,10 @@ func (c *Container) awaitReady(ctx context.Context) (Step, error) {
 			c.mu.Lock()
 			c.steps.done(m.Step)
 			c.mu.Unlock()
+		case *ptyMsg:
+			if err := c.takeConsole(ctx, m, files); err != nil {
+				return StepTerminal, err
+			}
 		case *hooksMsg:
 			// The child's mounts are done and it waits before pivot_root: the runtime's hooks.
 			state := c.State()
