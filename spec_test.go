@@ -258,3 +258,21 @@ func TestCgroupsPathMustBeNew(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, pids, v.Pid(), "in its cgroup, which is still there")
 }
+
+func TestUnsupportedSectionsRefused(t *testing.T) {
+	rootfs := t.TempDir()
+	for field, edit := range map[string]func(*specs.Spec){
+		"linux.intelRdt":     func(s *specs.Spec) { s.Linux.IntelRdt = &specs.LinuxIntelRdt{ClosID: "x"} },
+		"linux.memoryPolicy": func(s *specs.Spec) { s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: "MPOL_BIND"} },
+		"linux.netDevices":   func(s *specs.Spec) { s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"eth1": {}} },
+		"windows":            func(s *specs.Spec) { s.Windows = &specs.Windows{} },
+		"vm":                 func(s *specs.Spec) { s.VM = &specs.VM{} },
+		"ociVersion":         func(s *specs.Spec) { s.Version = "2.0.0" },
+	} {
+		spec := fixtures.Spec(rootfs, "/bin/true")
+		edit(spec)
+		_, err := New("unsupported", spec, Options{})
+		require.ErrorIs(t, err, ErrInvalidSpec, field)
+		assert.Contains(t, err.Error(), field)
+	}
+}
