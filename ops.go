@@ -76,7 +76,7 @@ func (c *Container) Update(res *specs.LinuxResources) error {
 		if err != nil {
 			return fmt.Errorf("libjail: update %q: %w", c.id, err)
 		}
-		all := append(devices.PodDefaultRules(), rules...)
+		all := containerRules(rules)
 		dir, v2 := c.cg.DevicesDir()
 		switch d := c.devs.(type) {
 		case nil:

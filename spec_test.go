@@ -276,3 +276,19 @@ func TestUnsupportedSectionsRefused(t *testing.T) {
 		assert.Contains(t, err.Error(), field)
 	}
 }
+
+// TestSpecDenyAllFirst: the device list engines write (deny all first, then their allows) keeps
+// the default devices every container needs.
+func TestSpecDenyAllFirst(t *testing.T) {
+	testutil.RequireRoot(t)
+	spec := probeSpec(t, "-open", "/dev/null,/dev/zero,/dev/loop0")
+	spec.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/loop0", Type: "b", Major: 7, Minor: 0}}
+	spec.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(3)), Access: "rwm"},
+	}}
+	r := runProbe(t, spec, Options{})
+	assert.Equal(t, "ok", r.Opens["/dev/null"])
+	assert.Equal(t, "ok", r.Opens["/dev/zero"], "a default device, after the spec's deny-all")
+	assert.Equal(t, "EPERM", r.Opens["/dev/loop0"])
+}
