@@ -162,6 +162,15 @@ static void hold(int jailing) {
 	_exit(100 + libjail_nsenter_result.step);
 }
 
+// A libjail child (the container's init before execve, or an exec'd process) runs the agent's code
+// with the agent's socket while it may be visible to the container's processes (an exec joins
+// their pid namespace): undumpable, it cannot be ptraced or have its /proc entries read by them.
+// execve makes the container's program dumpable again.
+__attribute__((constructor)) static void libjail_undumpable(void) {
+	if (getenv("_LIBJAIL_INIT") != NULL)
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 __attribute__((constructor)) static void libjail_nsenter(void) {
 	const char *spec = getenv(LIBJAIL_NSENTER_ENV);
 	if (spec == NULL)
