@@ -142,4 +142,3 @@ func TestIDMappedMount(t *testing.T) {
 		assert.Equal(t, tc.want, strings.TrimSpace(out.String()), "options %v", tc.opts)
 	}
 }
-
