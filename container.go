@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cilium/ebpf"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -115,6 +116,8 @@ type Container struct {
 	pidfd     *os.File      // the init of a loaded container
 	ownState  bool          // StateDir/<id> is this container's, to remove at destroy
 	released  chan struct{} // closed by Release to stop watching a loaded init
+	// deviceProgram is the id of the container's own v2 device program, for leak checks.
+	deviceProgram ebpf.ProgramID
 }
 
 // New plans a container from its id and spec. It validates every section and creates no kernel

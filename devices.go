@@ -29,8 +29,9 @@ func (c *Container) applyDeviceRules() error {
 	if err != nil {
 		return err
 	}
+	id, _ := prog.ProgramID()
 	c.mu.Lock()
-	c.devs = prog
+	c.devs, c.deviceProgram = prog, id
 	c.mu.Unlock()
 	return nil
 }
