@@ -1,0 +1,149 @@
+package libjail
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/libjail/libjail/internal/escape"
+	"github.com/libjail/libjail/internal/fixtures"
+	"github.com/libjail/libjail/internal/testutil"
+	"github.com/libjail/libjail/namespaces"
+)
+
+// selfExeEnv makes this test binary, when a container runs it as the interpreter of a
+// "#!/proc/self/exe" script, act as the first half of the CVE-2019-5736 exploit.
+const selfExeEnv = "LIBJAIL_ESCAPE_SELFEXE"
+
+func init() {
+	if os.Getenv(selfExeEnv) != "1" {
+		return
+	}
+	// We are the image the container's child was started from (the kernel resolved the script's
+	// interpreter /proc/self/exe in the child). Keep a handle on it, then exec something else so the
+	// image is no longer busy, and let the attacker reopen the handle for writing.
+	fd, err := unix.Open("/proc/self/exe", unix.O_PATH, 0) // inherited across execve on purpose
+	if err != nil {
+		os.Stdout.WriteString(`{"selfexe open":"` + err.Error() + `"}` + "\n")
+		os.Exit(0)
+	}
+	env := []string{"LIBJAIL_ESCAPE_EXEFD=" + strconv.Itoa(fd)}
+	err = unix.Exec(fixtures.EscapePath, []string{fixtures.EscapePath, "reopen-exe-after-exec", "exes", "0s"}, env)
+	os.Stdout.WriteString(`{"selfexe exec":"` + err.Error() + `"}` + "\n")
+	os.Exit(0)
+}
+
+// exeHashes are the hashes of what a container must never rewrite: the agent's executable on disk
+// and the sealed copy containers are started from.
+func exeHashes(t *testing.T) map[string]string {
+	t.Helper()
+	self, err := os.Executable()
+	require.NoError(t, err)
+	f, err := sealedExecutable()
+	require.NoError(t, err)
+	return map[string]string{
+		"agent on disk": fileHash(t, self),
+		"sealed copy":   fileHash(t, "/proc/self/fd/"+strconv.Itoa(int(f.Fd()))),
+	}
+}
+
+func assertNoWrite(t *testing.T, res escape.Result) {
+	t.Helper()
+	for k, v := range res {
+		assert.NotEqual(t, "WROTE", v, "ESCAPE: %s was opened and written", k)
+	}
+}
+
+// copyLibs puts the shared libraries of the binary at exe (and its loader) into rootfs at the
+// same paths, so the binary can run inside the container.
+func copyLibs(t *testing.T, exe, rootfs string) {
+	out, err := exec.Command("ldd", exe).Output()
+	require.NoError(t, err)
+	for _, l := range strings.Split(string(out), "\n") {
+		var p string
+		for _, f := range strings.Fields(l) {
+			if strings.HasPrefix(f, "/") {
+				p = f
+				break
+			}
+		}
+		if p == "" {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		dst := filepath.Join(rootfs, p)
+		require.NoError(t, os.MkdirAll(filepath.Dir(dst), 0o755))
+		require.NoError(t, os.WriteFile(dst, b, 0o755))
+	}
+}
+
+// TestEscapeRewriteExe (the CVE-2019-5736 class): containers with every capability try to open
+// for writing the executable of every process they can see, to replace the agent's binary.
+func TestEscapeRewriteExe(t *testing.T) {
+	testutil.RequireRoot(t)
+	rootfs := escapeRootfs(t)
+	before := exeHashes(t)
+	t.Cleanup(func() { assert.Equal(t, before, exeHashes(t), "ESCAPE: an executable was rewritten") })
+
+	// The container's entrypoint is a script whose interpreter is /proc/self/exe: the kernel
+	// resolves it in the child, which is the agent's image, and runs that image inside the
+	// container. It keeps an O_PATH handle to itself, execs the attacker, and the attacker
+	// reopens the handle for writing once the image is no longer busy (and writes one byte back).
+	t.Run("#!/proc/self/exe", func(t *testing.T) {
+		self, err := os.Executable()
+		require.NoError(t, err)
+		copyLibs(t, self, rootfs)
+		require.NoError(t, os.WriteFile(filepath.Join(rootfs, "evil"), []byte("#!/proc/self/exe\n"), 0o755))
+		spec := attackSpec(t, rootfs)
+		spec.Process.Args = []string{"/evil"}
+		spec.Process.Env = append(spec.Process.Env, selfExeEnv+"=1")
+		res := mustAttack(t, spec, Options{})
+		assert.Contains(t, res["reopen exe target"], "memfd:libjail-init", "the image the container could reach is the sealed copy")
+		assert.NotEqual(t, "ok", res["reopen exe truncate"], "ESCAPE: the sealed copy was truncated")
+		assertNoWrite(t, res)
+	})
+
+	// In a pod sharing its pid namespace, the attacker watches /proc while other containers of
+	// the pod are set up (their children are visible before execve: the exec-like window) and
+	// tries every executable it sees, including the pod's pid namespace holder.
+	t.Run("pod sharing pid", func(t *testing.T) {
+		pod, err := NewPod(testutil.Name(t, "pod"), PodOptions{
+			CgroupPath: "/" + testutil.Name(t, "pod"), PinDir: filepath.Join(t.TempDir(), "ns"),
+			Share: []namespaces.Type{namespaces.Network, namespaces.IPC, namespaces.UTS, namespaces.PID},
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = pod.Destroy() })
+		spec := attackSpec(t, rootfs, "exes", "3s")
+		spec.Hostname = ""
+		var out, errb bytes.Buffer
+		a, err := pod.NewContainer(testutil.Name(t, "attacker"), spec, Options{Stdout: &out, Stderr: &errb})
+		require.NoError(t, err)
+		require.NoError(t, a.Start(t.Context()))
+		for i := 0; i < 5; i++ {
+			victim := fixtures.Spec(rootfs, "/bin/true")
+			victim.Hostname = ""
+			c, err := pod.NewContainer(testutil.Name(t, "victim"), victim, Options{})
+			require.NoError(t, err)
+			require.NoError(t, c.Start(t.Context()))
+			_, _ = c.Wait()
+			require.NoError(t, c.Destroy(true))
+		}
+		st, err := a.Wait()
+		require.NoError(t, err)
+		require.True(t, st.Success(), "attacker: %v %s", st, errb.String())
+		var res escape.Result
+		require.NoError(t, json.Unmarshal(out.Bytes(), &res), "%s", out.String())
+		t.Logf("attacker saw: %v", res)
+		assertNoWrite(t, res)
+	})
+}
