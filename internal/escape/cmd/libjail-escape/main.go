@@ -111,6 +111,9 @@ func main() {
 			err := unix.PtraceAttach(pid)
 			res["ptrace "+a[1]] = errName(err)
 			if err == nil {
+				// Let the tracee go as it was: wait for the attach stop, then detach.
+				var ws unix.WaitStatus
+				_, _ = unix.Wait4(pid, &ws, unix.WALL, nil)
 				_ = unix.PtraceDetach(pid)
 			}
 		case "kill0":
