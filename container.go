@@ -33,6 +33,7 @@ const (
 	StatusCreating Status = "creating"
 	StatusCreated  Status = "created"
 	StatusRunning  Status = "running"
+	StatusPaused   Status = "paused"
 	StatusStopped  Status = "stopped"
 )
 
@@ -51,11 +52,28 @@ type Options struct {
 	NoPivot bool
 	// Timeout bounds Create and Start when their context has no deadline. Default 30s.
 	Timeout time.Duration
+	// SeccompCacheDir, when set, keeps compiled seccomp programs on disk there, for programs that
+	// run one container per process (a runtime command line); it must be private to root.
+	SeccompCacheDir string
+	// StateDir, when set, makes the container persistent: its state is kept in StateDir/<id> from
+	// Create to Destroy so that another process can Load it, and its start barrier is a FIFO there
+	// that any process may open (see Load). The creating process may then exit after Create.
+	StateDir string
 	// Logger receives warnings (unknown syscall or capability names). Nil: nothing is logged.
 	Logger *slog.Logger
 
 	pod   *Pod // set by Pod.NewContainer
 	fault Step // fault injection for tests: the child kills itself at this step
+}
+
+func (o Options) withDefaults() Options {
+	if o.CgroupParent == "" {
+		o.CgroupParent = "/libjail"
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 30 * time.Second
+	}
+	return o
 }
 
 // Container is one container: planned by New, then created, started, waited for and destroyed.
@@ -82,8 +100,14 @@ type Container struct {
 	exited    chan struct{} // closed when the init process has been reaped
 	waitErr   error
 	state     *os.ProcessState
-	lastStep  Step
+	steps     stepTracker
 	destroyed bool
+	created   time.Time
+	pidStart  uint64        // the init's start time (clock ticks since boot), saved with the state
+	loaded    bool          // found by Load: the init is not this process's child
+	pidfd     *os.File      // the init of a loaded container
+	ownState  bool          // StateDir/<id> is this container's, to remove at destroy
+	released  chan struct{} // closed by Release to stop watching a loaded init
 }
 
 // New plans a container from its id and spec. It validates every section and creates no kernel
@@ -95,17 +119,9 @@ func New(id string, spec *specs.Spec, opts Options) (*Container, error) {
 	if spec == nil || spec.Linux == nil || spec.Root == nil {
 		return nil, &StepError{ID: id, Step: StepPlan, Err: specErr("root, linux", "the spec needs both")}
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if opts.CgroupParent == "" {
-		opts.CgroupParent = "/libjail"
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = 30 * time.Second
-	}
-	c := &Container{id: id, spec: spec, opts: opts, log: log, status: StatusNew}
+	opts = opts.withDefaults()
+	log := discardIfNil(opts.Logger)
+	c := &Container{id: id, spec: spec, opts: opts, log: log, status: StatusNew, steps: newStepTracker()}
 	if err := c.plan(); err != nil {
 		return nil, &StepError{ID: id, Step: StepPlan, Err: err}
 	}
@@ -130,6 +146,18 @@ func (c *Container) plan() error {
 	// where its creator is: the child makes it once placed.
 	c.ns.DeferCgroup = c.ns.Creates(namespaces.Cgroup)
 	userNS := c.ns.Creates(namespaces.User) || joins(spec, specs.UserNamespace)
+	if joins(spec, specs.MountNamespace) {
+		// The mount namespace is another container's, root and all: nothing to mount or pivot.
+		if len(spec.Mounts) > 0 {
+			return specErr("mounts", "%d mounts given, but the mount namespace is joined (linux.namespaces), not created", len(spec.Mounts))
+		}
+		if len(spec.Linux.Devices) > 0 {
+			return specErr("linux.devices", "device nodes cannot be created in a joined mount namespace")
+		}
+		if len(spec.Linux.MaskedPaths)+len(spec.Linux.ReadonlyPaths) > 0 {
+			return specErr("linux.maskedPaths", "masked and read-only paths belong to the joined mount namespace's creator")
+		}
+	}
 	mp, err := mounts.Plan(spec, mounts.Options{
 		BundleDir: c.opts.Bundle, UserNamespace: userNS,
 		CgroupNamespace: hasNS(spec, specs.CgroupNamespace), NoPivot: c.opts.NoPivot, Logger: c.log,
@@ -172,7 +200,7 @@ func (c *Container) plan() error {
 	}
 	var prog *seccomp.Program
 	if spec.Linux.Seccomp != nil {
-		if prog, err = seccomp.Compile(spec.Linux.Seccomp, seccomp.Options{Logger: c.log}); err != nil {
+		if prog, err = seccomp.Compile(spec.Linux.Seccomp, seccomp.Options{Logger: c.log, CacheDir: c.opts.SeccompCacheDir}); err != nil {
 			return err
 		}
 	}
@@ -182,6 +210,7 @@ func (c *Container) plan() error {
 	c.child = childPlan{
 		ID: c.id, Mounts: mp, Nodes: nodes, UserNS: userNS, Process: proc, Caps: caps, Seccomp: prog,
 		CgroupNS:        c.ns.DeferCgroup,
+		JoinedMountNS:   joins(spec, specs.MountNamespace),
 		RuntimeHooks:    len(hookList(spec.Hooks, HookPrestart))+len(hookList(spec.Hooks, HookCreateRuntime)) > 0,
 		CreateContainer: hookList(spec.Hooks, HookCreateContainer),
 		StartContainer:  hookList(spec.Hooks, HookStartContainer),
@@ -287,7 +316,7 @@ func (c *Container) refreshLocked() {
 	}
 	select {
 	case <-c.exited:
-		if c.status == StatusCreated || c.status == StatusRunning {
+		if c.status == StatusCreated || c.status == StatusRunning || c.status == StatusPaused {
 			c.status = StatusStopped
 		}
 	default:
@@ -309,7 +338,8 @@ func (c *Container) withTimeout(ctx context.Context) (context.Context, context.C
 	return context.WithTimeout(ctx, c.opts.Timeout)
 }
 
-// Wait waits for the container's init process to exit and returns its status.
+// Wait waits for the container's init process to exit and returns its status. For a container
+// found by Load the status is nil: it belongs to the init's parent.
 func (c *Container) Wait() (*os.ProcessState, error) {
 	c.mu.Lock()
 	exited := c.exited
@@ -328,17 +358,29 @@ func (c *Container) Signal(sig syscall.Signal) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.refreshLocked()
-	if c.status != StatusCreated && c.status != StatusRunning {
+	if c.status != StatusCreated && c.status != StatusRunning && c.status != StatusPaused {
 		return &StateError{ID: c.id, Op: "signal", State: c.status}
 	}
-	// os.Process signals through a pidfd, so a recycled pid can never be hit.
-	if err := c.cmd.Process.Signal(sig); err != nil {
-		if errors.Is(err, os.ErrProcessDone) {
-			return &StateError{ID: c.id, Op: "signal", State: StatusStopped}
+	return c.signalLocked(sig)
+}
+
+// signalLocked signals the init through a pidfd, so a recycled pid can never be hit.
+func (c *Container) signalLocked(sig syscall.Signal) error {
+	var err error
+	if c.cmd != nil {
+		err = c.cmd.Process.Signal(sig)
+	} else if c.pidfd != nil {
+		err = unix.PidfdSendSignal(int(c.pidfd.Fd()), sig, nil, 0)
+		if errors.Is(err, unix.ESRCH) {
+			err = os.ErrProcessDone
 		}
-		return err
+	} else {
+		err = os.ErrProcessDone
 	}
-	return nil
+	if errors.Is(err, os.ErrProcessDone) {
+		return &StateError{ID: c.id, Op: "signal", State: StatusStopped}
+	}
+	return err
 }
 
 // Destroy removes everything the container created. A created or running container is refused
@@ -346,7 +388,7 @@ func (c *Container) Signal(sig syscall.Signal) error {
 func (c *Container) Destroy(force bool) error {
 	c.mu.Lock()
 	c.refreshLocked()
-	if (c.status == StatusCreated || c.status == StatusRunning) && !force {
+	if (c.status == StatusCreated || c.status == StatusRunning || c.status == StatusPaused) && !force {
 		st := c.status
 		c.mu.Unlock()
 		return &StateError{ID: c.id, Op: "destroy without force", State: st}
@@ -356,7 +398,7 @@ func (c *Container) Destroy(force bool) error {
 		return nil
 	}
 	c.destroyed = true
-	created := c.cmd != nil
+	created := c.cmd != nil || c.loaded
 	c.mu.Unlock()
 	err := c.teardown()
 	if c.opts.pod != nil {
@@ -379,22 +421,22 @@ func (c *Container) teardown() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var errs []error
-	if c.cmd != nil && c.cmd.Process != nil && c.exited != nil {
+	if c.exited != nil {
 		select {
 		case <-c.exited:
 		default:
 			if c.cg != nil {
 				_ = c.cg.Kill() // every process of the container, not only init
 			}
-			_ = c.cmd.Process.Kill()
+			// A frozen init cannot die: thaw it (a no-op when it is not frozen).
+			if c.status == StatusPaused && c.cg != nil {
+				_ = c.cg.Thaw()
+			}
+			_ = c.signalLocked(unix.SIGKILL)
 			c.mu.Unlock()
 			<-c.exited
 			c.mu.Lock()
 		}
-	}
-	if c.conn != nil {
-		c.conn.Close()
-		c.conn = nil
 	}
 	if c.devs != nil {
 		if err := c.devs.Close(); err != nil {
@@ -402,7 +444,15 @@ func (c *Container) teardown() error {
 		}
 		c.devs = nil
 	}
-	if mp := c.child.Mounts; mp != nil && c.cmd != nil {
+	c.releaseLocked()
+	if pod := c.opts.pod; pod != nil && c.cg != nil && c.status != StatusNew {
+		// The pod's union shrinks by this container's rules.
+		dir, _ := c.cg.DevicesDir()
+		if err := pod.removeContainerRules(dir); err != nil {
+			errs = append(errs, fmt.Errorf("pod device rules: %w", err))
+		}
+	}
+	if mp := c.child.Mounts; mp != nil && (c.cmd != nil || c.loaded) {
 		// Only a shared rootfs propagation can have put mounts on the host.
 		if err := mp.Cleanup(); err != nil {
 			errs = append(errs, fmt.Errorf("mounts: %w", err))
@@ -413,6 +463,11 @@ func (c *Container) teardown() error {
 			errs = append(errs, fmt.Errorf("cgroup: %w", err))
 		}
 		c.cg = nil
+	}
+	if c.ownState {
+		if err := os.RemoveAll(c.stateDir()); err != nil {
+			errs = append(errs, fmt.Errorf("state: %w", err))
+		}
 	}
 	if c.status != StatusNew {
 		c.status = StatusStopped

@@ -7,13 +7,17 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/libjail/libjail/cgroups"
+	"github.com/libjail/libjail/mounts"
+	"github.com/libjail/libjail/namespaces"
 	"github.com/libjail/libjail/seccomp"
 	"github.com/libjail/libjail/syncpipe"
 )
@@ -62,6 +66,11 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 	if err != nil {
 		return StepExecutable, err
 	}
+	if c.opts.StateDir != "" {
+		if err := c.makeStateDir(); err != nil {
+			return StepState, err
+		}
+	}
 	cg, err := cgroups.New(c.cgPlan)
 	if err != nil {
 		return StepCgroup, err
@@ -84,7 +93,7 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 	c.mu.Lock()
 	c.conn = parent
 	c.mu.Unlock()
-	cmd, closeAfterStart, err := c.command(exe, childSock)
+	cmd, closeAfterStart, err := c.commandFor(exe, childSock, c.opts.StateDir != "", c.opts.Stdin, c.opts.Stdout, c.opts.Stderr)
 	if err != nil {
 		childSock.Close()
 		return StepStartChild, err
@@ -110,46 +119,82 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 		return StepPlaceCgroup, err
 	}
 	if a := c.child.Process.OOMScoreAdj; a != nil {
-		// Written by the parent: raising it needs CAP_SYS_RESOURCE, which the child may lose.
-		p := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/oom_score_adj"
-		if err := os.WriteFile(p, []byte(strconv.Itoa(*a)), 0); err != nil {
-			return StepPlaceCgroup, fmt.Errorf("process.oomScoreAdj: %w", err)
+		if err := writeOOMScoreAdj(cmd.Process.Pid, *a); err != nil {
+			return StepPlaceCgroup, err
 		}
 	}
 	c.mu.Lock()
 	c.child.State = c.ociStateLocked()
 	c.mu.Unlock()
-	if err := parent.Send(ctx, &c.child); err != nil {
+	idmapped, err := c.openIDMapped(cmd.Process.Pid)
+	if err != nil {
+		return StepMount, err
+	}
+	err = parent.Send(ctx, &c.child, idmapped...)
+	closeFiles(idmapped)
+	if err != nil {
 		return StepSendPlan, c.childGone(ctx, err)
 	}
-	return c.awaitReady(ctx)
+	if step, err := c.awaitReady(ctx); err != nil {
+		return step, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.created = time.Now()
+	if c.opts.StateDir != "" {
+		// The state names the init by pid and start time, so a recycled pid is never taken for it.
+		st, err := procStartTime(c.pid)
+		if err != nil {
+			return StepState, err
+		}
+		c.pidStart = st
+		c.status = StatusCreated
+		if err := c.saveLocked(); err != nil {
+			return StepState, err
+		}
+	}
+	return StepReady, nil
 }
 
-// command builds the exec.Cmd of the child: the sealed executable, the socket as fd 3, stdio.
-// closeAfterStart lists the parent's copies of what the child inherits.
-func (c *Container) command(exe *os.File, childSock *os.File) (*exec.Cmd, []io.Closer, error) {
+// commandFor builds the exec.Cmd of a child: the sealed executable, the socket as fd 3, stdio, and
+// the container's v2 cgroup to be born in. The returned closers are the parent's copies of what
+// the child inherits, to close once it has started.
+func (c *Container) commandFor(exe, childSock *os.File, withFIFO bool, stdin io.Reader, stdout, stderr io.Writer) (*exec.Cmd, []io.Closer, error) {
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
 		Args:       []string{"libjail-init", c.id},
 		Env:        []string{initEnv + "=" + strconv.Itoa(childFD)},
 		ExtraFiles: []*os.File{childSock},
-		Stdin:      c.opts.Stdin,
-		Stdout:     c.opts.Stdout,
-		Stderr:     c.opts.Stderr,
+		Stdin:      stdin,
+		Stdout:     stdout,
+		Stderr:     stderr,
 		SysProcAttr: &syscall.SysProcAttr{
 			Setsid: true, // the container gets its own session, so a terminal can become its ctty
 		},
 	}
+	closers := []io.Closer{childSock}
+	if withFIFO {
+		// The start barrier: the child opens it for writing through its own /proc/self/fd, which
+		// blocks until a starter (any process) opens it for reading.
+		fifo, err := os.OpenFile(filepath.Join(c.stateDir(), fifoFile), unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		cmd.ExtraFiles = append(cmd.ExtraFiles, fifo)
+		closers = append(closers, fifo)
+		c.child.StartFIFO = childFD + len(cmd.ExtraFiles) - 1
+		cmd.Env = append(cmd.Env, keepFDsEnv+"="+strconv.Itoa(c.child.StartFIFO))
+	}
 	if c.opts.fault != "" {
 		cmd.Env = append(cmd.Env, faultEnv+"="+string(c.opts.fault))
 	}
-	closers := []io.Closer{childSock}
 	if fd, err := c.cg.CgroupFD(); err == nil && fd != nil {
 		// Born in its v2 cgroup: no window in which the child runs outside its limits.
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = int(fd.Fd())
 		closers = append(closers, fd)
 	} else if err != nil && !errors.Is(err, cgroups.ErrNotSupported) {
+		closeAll(closers[1:]) // the caller closes childSock
 		return nil, nil, err
 	}
 	return cmd, closers, nil
@@ -169,6 +214,7 @@ func (c *Container) startReaper(cmd *exec.Cmd) {
 	c.cmd, c.pid, c.exited = cmd, cmd.Process.Pid, exited
 	c.mu.Unlock()
 	go func() {
+		awaitExit(cmd.Process.Pid)
 		err := cmd.Wait()
 		c.mu.Lock()
 		c.state = cmd.ProcessState
@@ -194,7 +240,7 @@ func (c *Container) awaitReady(ctx context.Context) (Step, error) {
 		switch m := msg.(type) {
 		case *progressMsg:
 			c.mu.Lock()
-			c.lastStep = m.Step
+			c.steps.done(m.Step)
 			c.mu.Unlock()
 		case *hooksMsg:
 			// The child's mounts are done and it waits before pivot_root: the runtime's hooks.
@@ -226,7 +272,7 @@ func (c *Container) awaitReady(ctx context.Context) (Step, error) {
 func (c *Container) failedStep() Step {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return nextStep(c.lastStep)
+	return c.steps.next()
 }
 
 // childGone turns a protocol error into the child's own error when it sent one, or into
@@ -295,13 +341,25 @@ func (c *Container) start(ctx context.Context) error {
 	}
 	c.status = StatusRunning
 	conn := c.conn
+	exited := c.exited
 	c.mu.Unlock()
-	if err := conn.Send(ctx, &startMsg{}); err != nil {
+	if c.opts.StateDir != "" {
+		if err := c.openFIFO(ctx, exited); err != nil {
+			return c.stepErr(StepWaitStart, err)
+		}
+		c.mu.Lock()
+		err := c.saveLocked()
+		c.mu.Unlock()
+		if err != nil {
+			return c.stepErr(StepState, err)
+		}
+		if conn == nil {
+			// Loaded by another process: the creator holds the protocol, if it still lives.
+			return nil
+		}
+	} else if err := conn.Send(ctx, &startMsg{}); err != nil {
 		return c.stepErr(StepWaitStart, c.childGone(ctx, err))
 	}
-	c.mu.Lock()
-	c.lastStep = StepWaitStart
-	c.mu.Unlock()
 	execing := false
 	for {
 		msg, files, err := conn.Recv(ctx)
@@ -322,7 +380,7 @@ func (c *Container) start(ctx context.Context) error {
 		switch m := msg.(type) {
 		case *progressMsg:
 			c.mu.Lock()
-			c.lastStep = m.Step
+			c.steps.done(m.Step)
 			c.mu.Unlock()
 		case *listenerMsg:
 			if err := c.forwardListener(ctx, files); err != nil {
@@ -347,6 +405,10 @@ func closeFiles(files []*os.File) {
 // forwardListener hands the child's seccomp listener to the agent at the profile's listenerPath,
 // with the container's state, then lets the child go on.
 func (c *Container) forwardListener(ctx context.Context, files []*os.File) error {
+	return c.forwardListenerOn(ctx, c.conn, files)
+}
+
+func (c *Container) forwardListenerOn(ctx context.Context, conn *syncpipe.Conn, files []*os.File) error {
 	defer closeFiles(files)
 	prog := c.child.Seccomp
 	if len(files) != 1 || prog == nil || !prog.Notify {
@@ -356,5 +418,77 @@ func (c *Container) forwardListener(ctx context.Context, files []*os.File) error
 	if err := seccomp.SendListenerContext(ctx, prog, files[0], state); err != nil {
 		return err
 	}
-	return c.conn.Send(ctx, &resumeMsg{})
+	return conn.Send(ctx, &resumeMsg{})
+}
+
+// writeOOMScoreAdj is done by the parent: raising the score needs CAP_SYS_RESOURCE, which the
+// child may have dropped.
+func writeOOMScoreAdj(pid, adj int) error {
+	p := "/proc/" + strconv.Itoa(pid) + "/oom_score_adj"
+	if err := os.WriteFile(p, []byte(strconv.Itoa(adj)), 0); err != nil {
+		return fmt.Errorf("process.oomScoreAdj: %w", err)
+	}
+	return nil
+}
+
+// openFIFO releases a child waiting at the FIFO barrier: opening the FIFO for reading lets the
+// child's open for writing return; its one byte says it passed. A dead child never writes, so
+// the wait also ends when the init exits or ctx ends.
+func (c *Container) openFIFO(ctx context.Context, exited <-chan struct{}) error {
+	path := filepath.Join(c.stateDir(), fifoFile)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("start barrier: %w", err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 1)
+	for {
+		n, err := unix.Read(fd, buf)
+		if n == 1 {
+			return os.Remove(path)
+		}
+		if err != nil && err != unix.EAGAIN {
+			return fmt.Errorf("start barrier: %w", err)
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("start barrier: %w", ErrChildDied)
+		case <-ctx.Done():
+			return fmt.Errorf("start barrier: %w", ctx.Err())
+		default:
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		_, _ = unix.Poll(fds, 20)
+	}
+}
+
+// openIDMapped makes the plan's idmapped mounts, in the parent: they need privilege over the
+// source's user namespace (the host's), which the child gave up when it entered its own. Each is
+// a detached mount sent to the child with its plan.
+func (c *Container) openIDMapped(pid int) ([]*os.File, error) {
+	mp := c.child.Mounts
+	if mp == nil || len(mp.IDMapped()) == 0 {
+		return nil, nil
+	}
+	if len(mp.IDMapped()) > syncpipe.MaxFiles {
+		return nil, fmt.Errorf("mounts: %d idmapped mounts, at most %d: %w", len(mp.IDMapped()), syncpipe.MaxFiles, unix.E2BIG)
+	}
+	return mp.OpenIDMapped(func(m *mounts.IDMap) (*os.File, error) {
+		if len(m.UIDMappings) == 0 && len(m.GIDMappings) == 0 {
+			return os.Open("/proc/" + strconv.Itoa(pid) + "/ns/user") // the container's own mappings
+		}
+		// The mount's own mappings: a user namespace made for them, held only by the fd.
+		dir, err := os.MkdirTemp("", "libjail-idmap-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		pinned, err := namespaces.Pin(dir, []namespaces.Type{namespaces.User},
+			namespaces.PinOptions{UIDMappings: m.UIDMappings, GIDMappings: m.GIDMappings})
+		if err != nil {
+			return nil, err
+		}
+		defer pinned.Release()
+		return os.Open(pinned.Path(namespaces.User))
+	})
 }

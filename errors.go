@@ -12,6 +12,7 @@ type Step string
 const (
 	StepPlan           Step = "plan"
 	StepExecutable     Step = "seal executable"
+	StepState          Step = "state"
 	StepCgroup         Step = "cgroup"
 	StepDevices        Step = "device rules"
 	StepStartChild     Step = "start child"
@@ -70,23 +71,35 @@ func (e *StateError) Error() string {
 	return fmt.Sprintf("libjail: container %q: cannot %s: container is %s", e.ID, e.Op, e.State)
 }
 
-// childSteps are the child's steps in order; the parent names the one after the last the child
-// reported when the child dies without a word.
+// childSteps are the child's steps in order (seccomp appears twice: it loads at one of the two
+// places, depending on no_new_privs); the parent names the one after the last the child reported
+// when the child dies without a word.
 var childSteps = []Step{
-	StepJoinNS, StepReceivePlan, StepCgroupNS, StepPrepareRoot, StepMount, StepDeviceNodes, StepRuntimeHooks,
-	StepContainerHooks, StepEnterRoot,
-	StepCwd, StepFinishRoot, StepHostname, StepRlimits, StepSeccomp, StepUser, StepCapabilities,
-	StepNoNewPrivs, StepReady, StepWaitStart, StepStartHooks, StepExec,
+	StepJoinNS, StepReceivePlan, StepCgroupNS, StepPrepareRoot, StepMount, StepDeviceNodes,
+	StepRuntimeHooks, StepContainerHooks, StepEnterRoot, StepCwd, StepFinishRoot, StepHostname,
+	StepRlimits, StepSeccomp, StepUser, StepCapabilities, StepNoNewPrivs, StepSeccomp, StepReady,
+	StepWaitStart, StepStartHooks, StepExec,
 }
 
-func nextStep(last Step) Step {
-	if last == "" {
-		return childSteps[0]
-	}
-	for i, s := range childSteps {
-		if s == last && i+1 < len(childSteps) {
-			return childSteps[i+1]
+// stepTracker follows the child's progress reports through childSteps.
+type stepTracker struct{ idx int } // index of the last step reported done; -1 before the first
+
+func newStepTracker() stepTracker { return stepTracker{idx: -1} }
+
+// done records a reported step: the next occurrence after the last one.
+func (t *stepTracker) done(s Step) {
+	for i := t.idx + 1; i < len(childSteps); i++ {
+		if childSteps[i] == s {
+			t.idx = i
+			return
 		}
 	}
-	return last
+}
+
+// next is the step the child was in when it stopped reporting.
+func (t *stepTracker) next() Step {
+	if t.idx+1 < len(childSteps) {
+		return childSteps[t.idx+1]
+	}
+	return childSteps[len(childSteps)-1]
 }

@@ -28,11 +28,19 @@ var protocol = syncpipe.NewProtocol(&childPlan{}, &progressMsg{}, &hooksMsg{}, &
 
 // childPlan is all the child needs: plain data, planned by the parent.
 type childPlan struct {
-	ID         string
-	Mounts     *mounts.RootfsPlan
-	Nodes      []devices.Node
-	UserNS     bool
-	CgroupNS   bool // unshare a cgroup namespace once placed in the cgroup
+	ID string
+	// Exec marks an extra process for a running container: it has joined the container's
+	// namespaces and cgroup already, so only the process steps run.
+	Exec     bool
+	Mounts   *mounts.RootfsPlan
+	Nodes    []devices.Node
+	UserNS   bool
+	CgroupNS bool // unshare a cgroup namespace once placed in the cgroup
+	// JoinedMountNS: the child joined another container's mount namespace, whose root it already
+	// has: the root filesystem steps are skipped.
+	JoinedMountNS bool `json:",omitempty"`
+	// StartFIFO is the fd of the start barrier FIFO (O_PATH) when the container is persistent.
+	StartFIFO  int `json:",omitempty"`
 	Hostname   *string
 	Domainname *string
 	Process    processPlan
