@@ -2,7 +2,7 @@ package libjail
 
 import (
 	"fmt"
-	"slices"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,11 +36,6 @@ func TestEscapeLeakedFDs(t *testing.T) {
 	top := leaked[len(leaked)-1] + 4
 	for n := 3; n <= top; n++ {
 		t.Run(fmt.Sprint("fd", n), func(t *testing.T) {
-			if slices.Contains(leaked, n) {
-				// The child inherits the agent's fds until execve, and makes and enters process.cwd
-				// before closing them: /proc/self/fd/N is then the agent's host directory.
-				knownEscape(t, "process.cwd /proc/self/fd/N through an fd the agent holds without O_CLOEXEC (CVE-2024-21626 class)")
-			}
 			spec := attackSpec(t, rootfs, "cwd", "read", "marker", "read", "../../../../../../../.."+marker, "fds")
 			spec.Process.Cwd = "/proc/self/fd/" + strconv.Itoa(n)
 			res, err := attack(t, spec, Options{})
@@ -59,6 +54,24 @@ func TestEscapeLeakedFDs(t *testing.T) {
 			}
 			assert.True(t, strings.HasPrefix(res["cwd"], "/") && !strings.Contains(res["cwd"], "("),
 				"ESCAPE: cwd outside the root: %q", res["cwd"])
+		})
+	}
+
+	// A working directory below the fd: making it must not create a directory on the host, even
+	// when entering it is then refused.
+	for _, n := range leaked {
+		t.Run(fmt.Sprint("mkdir below fd", n), func(t *testing.T) {
+			spec := attackSpec(t, rootfs, "cwd")
+			spec.Process.Cwd = "/proc/self/fd/" + strconv.Itoa(n) + "/" + testutil.Name(t, "made")
+			_, err := attack(t, spec, Options{})
+			t.Logf("start: %v", err)
+			for _, d := range []string{dir, "/"} {
+				ents, err := os.ReadDir(d)
+				require.NoError(t, err)
+				for _, e := range ents {
+					assert.NotContains(t, e.Name(), "libjail-test-made", "ESCAPE: the container's cwd was made on the host in %s", d)
+				}
+			}
 		})
 	}
 }
