@@ -4,7 +4,7 @@
 //	libjail-escape open PATH | openw PATH | read PATH | write PATH DATA | mknod PATH b|c MAJ MIN |
 //	    mount SRC DST FSTYPE DATA | umount PATH | remount-rw PATH | cwd | fds | nsinodes |
 //	    exes DURATION | setns | roots RELPATH | ptrace PID | kill0 PID |
-//	    handle MOUNTDIR TYPE HEX FILE DATA | sleep DURATION | reopen-exe-after-exec
+//	    handle MOUNTDIR TYPE HEX FILE DATA | sleep DURATION | reopen-exe-after-exec | peek DURATION
 //
 // It is static (CGO_ENABLED=0) so it needs nothing from the container's root.
 package main
@@ -102,6 +102,10 @@ func main() {
 			need(1)
 			trySetns(res)
 			nsInodes(res, "ns after setns ")
+		case "peek":
+			a := need(2)
+			d, _ := time.ParseDuration(a[1])
+			peekInit(res, d)
 		case "roots":
 			a := need(2)
 			tryRoots(res, a[1])
@@ -355,4 +359,47 @@ func byHandle(mountDir, typ, hexHandle, file, data string) string {
 		return "opened; write " + errName(err)
 	}
 	return "WROTE"
+}
+
+// peekInit watches, for d, for libjail's own children (exe memfd:libjail-init) appearing in the
+// container, as an exec'd process's child does before it execs. For the first one it finds it tries
+// to trace it; traced (and so stopped) or not, it records its cgroups and fds and tries to open
+// them, then reads its executable again: "peek exe after" tells whether all this still hit libjail's
+// child or already the program it exec'd.
+func peekInit(res results, d time.Duration) {
+	self := strconv.Itoa(os.Getpid())
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		for _, pid := range pids() {
+			if pid == self {
+				continue
+			}
+			target, err := os.Readlink("/proc/" + pid + "/exe")
+			if err != nil || !strings.Contains(target, "libjail-init") {
+				continue
+			}
+			res["peek pid"] = pid
+			n, _ := strconv.Atoi(pid)
+			err = unix.PtraceAttach(n)
+			res["peek ptrace"] = errName(err)
+			if err == nil {
+				var ws unix.WaitStatus
+				_, _ = unix.Wait4(n, &ws, unix.WALL, nil)
+			}
+			if b, err := os.ReadFile("/proc/" + pid + "/cgroup"); err == nil {
+				res["peek cgroup"] = strings.TrimSpace(string(b))
+			}
+			ents, _ := os.ReadDir("/proc/" + pid + "/fd")
+			for _, e := range ents {
+				l, _ := os.Readlink("/proc/" + pid + "/fd/" + e.Name())
+				res["peek fd "+e.Name()] = l + " open " + tryOpen("/proc/"+pid+"/fd/"+e.Name(), unix.O_RDONLY)
+			}
+			after, _ := os.Readlink("/proc/" + pid + "/exe")
+			res["peek exe after"] = after
+			if err == nil {
+				_ = unix.PtraceDetach(n)
+			}
+			return
+		}
+	}
+	res["peek pid"] = "none seen"
 }
