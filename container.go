@@ -48,6 +48,12 @@ type Options struct {
 	// CgroupParent is the parent of a relative linux.cgroupsPath, and of the default path <parent>/<id>
 	// when the spec gives none. Default "/libjail".
 	CgroupParent string
+	// ConsoleSocket is the path of a unix socket that receives the pty master of a container with
+	// process.terminal (the OCI --console-socket convention); empty: the master is kept for
+	// Container.Console. With a terminal, the pty slave is the process's stdio and Stdin, Stdout
+	// and Stderr are not used. A container that outlives its creating process (StateDir) needs
+	// the socket: a master held by this process closes with it, hanging up the container's tty.
+	ConsoleSocket string
 	// NoPivot switches into the root with MS_MOVE and chroot instead of pivot_root.
 	NoPivot bool
 	// Timeout bounds Create and Start when their context has no deadline. Default 30s.
@@ -102,6 +108,7 @@ type Container struct {
 	state     *os.ProcessState
 	steps     stepTracker
 	destroyed bool
+	console   *os.File // the pty master until Console hands it over
 	created   time.Time
 	pidStart  uint64        // the init's start time (clock ticks since boot), saved with the state
 	loaded    bool          // found by Load: the init is not this process's child
@@ -229,7 +236,7 @@ func (c *Container) plan() error {
 		d := spec.Domainname
 		c.child.Domainname = &d
 	}
-	return nil
+	return c.planProcessExtras()
 }
 
 func hasNS(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
@@ -445,6 +452,7 @@ func (c *Container) teardown() error {
 		c.devs = nil
 	}
 	c.releaseLocked()
+	c.closeConsoleLocked() // after the kill: closing a live container's master would hang it up
 	if pod := c.opts.pod; pod != nil && c.cg != nil && c.status != StatusNew {
 		// The pod's union shrinks by this container's rules.
 		dir, _ := c.cg.DevicesDir()

@@ -113,7 +113,9 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 
 	if err := cg.Place(cmd.Process.Pid); err != nil {
 		if errors.Is(err, unix.ESRCH) {
-			// The child is already gone: report how, at the step it died in.
+			// The child is already gone: report how, at the step it died in — after reading the
+			// progress it sent before dying, which the socket still holds.
+			c.drainProgress(ctx)
 			return c.failedStep(), c.childGone(ctx, fmt.Errorf("%w: %w", syncpipe.ErrPeerClosed, err))
 		}
 		return StepPlaceCgroup, err
@@ -133,6 +135,11 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 	err = parent.Send(ctx, &c.child, idmapped...)
 	closeFiles(idmapped)
 	if err != nil {
+		if errors.Is(err, syncpipe.ErrPeerClosed) {
+			// Dead before it could read its plan: name the step it died in.
+			c.drainProgress(ctx)
+			return c.failedStep(), c.childGone(ctx, err)
+		}
 		return StepSendPlan, c.childGone(ctx, err)
 	}
 	if step, err := c.awaitReady(ctx); err != nil {
@@ -234,7 +241,7 @@ func (c *Container) awaitReady(ctx context.Context) (Step, error) {
 		if err != nil {
 			return c.failedStep(), c.childGone(ctx, err)
 		}
-		if _, ok := msg.(*listenerMsg); !ok {
+		if !keepsFiles(msg) {
 			closeFiles(files)
 		}
 		switch m := msg.(type) {
@@ -242,6 +249,10 @@ func (c *Container) awaitReady(ctx context.Context) (Step, error) {
 			c.mu.Lock()
 			c.steps.done(m.Step)
 			c.mu.Unlock()
+		case *ptyMsg:
+			if err := c.takeConsole(ctx, m, files); err != nil {
+				return StepTerminal, err
+			}
 		case *hooksMsg:
 			// The child's mounts are done and it waits before pivot_root: the runtime's hooks.
 			state := c.State()
@@ -491,4 +502,22 @@ func (c *Container) openIDMapped(pid int) ([]*os.File, error) {
 		defer pinned.Release()
 		return os.Open(pinned.Path(namespaces.User))
 	})
+}
+
+// drainProgress records the progress reports a dead child left in the socket, up to its end.
+func (c *Container) drainProgress(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for {
+		msg, files, err := c.conn.Recv(ctx)
+		closeFiles(files)
+		if err != nil {
+			return
+		}
+		if m, ok := msg.(*progressMsg); ok {
+			c.mu.Lock()
+			c.steps.done(m.Step)
+			c.mu.Unlock()
+		}
+	}
 }

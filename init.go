@@ -116,6 +116,8 @@ func (ch *child) run() (Step, error) {
 		step Step
 		f    func() error
 	}{
+		// After the namespaces, before anything else: the agent's keys never reach the container.
+		{StepKeyring, joinSessionKeyring},
 		{StepCgroupNS, func() error {
 			if !p.CgroupNS {
 				return nil
@@ -130,9 +132,16 @@ func (ch *child) run() (Step, error) {
 		{StepEnterRoot, ch.unlessJoinedMountNS(p.Mounts.EnterRoot)},
 		// Before FinishRoot, which may make the root read-only.
 		{StepCwd, func() error { return os.MkdirAll(proc.Cwd, 0o755) }},
+		// Through the container's verified procfs, before FinishRoot makes /proc/sys read-only.
+		{StepSysctl, func() error { return writeSysctls(p.Sysctls) }},
 		{StepFinishRoot, ch.unlessJoinedMountNS(p.Mounts.FinishRoot)},
 		{StepHostname, ch.setHostname},
+		{StepTerminal, ch.setupTerminal},
 		{StepRlimits, proc.applyRlimits},
+		// Per-thread attributes of the thread that calls execve; before seccomp may forbid them.
+		{StepPersonality, p.Attrs.applyPersonality},
+		{StepIOPriority, p.Attrs.applyIOPrio},
+		{StepScheduler, p.Attrs.applyScheduler},
 		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
 		{StepSeccomp, func() error { return ch.loadSeccomp(!nnp) }},
 		{StepUser, func() error { return ch.switchUser() }},
@@ -167,6 +176,10 @@ func (ch *child) run() (Step, error) {
 	}
 	if err := ch.do(StepStartHooks, func() error { return ch.runHooks(HookStartContainer, p.StartContainer) }); err != nil {
 		return StepStartHooks, err
+	}
+	// After the hooks, which must not be exec'd with the container's labels.
+	if err := ch.do(StepLabels, p.Attrs.applyLabels); err != nil {
+		return StepLabels, err
 	}
 	if late {
 		if err := ch.loadSeccomp(true); err != nil {
