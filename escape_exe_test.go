@@ -3,6 +3,7 @@ package libjail
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +26,20 @@ import (
 // "#!/proc/self/exe" script, act as the first half of the CVE-2019-5736 exploit.
 const selfExeEnv = "LIBJAIL_ESCAPE_SELFEXE"
 
+// pinPIDEnv makes this test binary, started from a copy on disk, pin a pid namespace in the named
+// directory, print the pin as JSON and exit: an agent that leaves a persistent pod behind.
+const pinPIDEnv = "LIBJAIL_ESCAPE_PINPID"
+
 func init() {
+	if dir := os.Getenv(pinPIDEnv); dir != "" {
+		p, err := namespaces.Pin(dir, []namespaces.Type{namespaces.PID}, namespaces.PinOptions{})
+		if err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		_ = json.NewEncoder(os.Stdout).Encode(p)
+		os.Exit(0)
+	}
 	if os.Getenv(selfExeEnv) != "1" {
 		return
 	}
@@ -202,4 +216,44 @@ func TestEscapeExecWindow(t *testing.T) {
 		})
 	}
 	assert.Equal(t, before, exeHashes(t), "ESCAPE: an executable was rewritten")
+}
+
+// TestEscapeRewriteExePersistentPod (CVE-2019-5736 class, for pods that outlive their creator): an
+// agent binary on disk pins a pod's pid namespace and exits, as a runtime command line does. A
+// container with every capability joins that pid namespace, where the holder is pid 1, and opens
+// /proc/1/exe for writing: nothing executes the binary any more, so ETXTBSY no longer guards it.
+func TestEscapeRewriteExePersistentPod(t *testing.T) {
+	testutil.RequireRoot(t)
+	rootfs := escapeRootfs(t)
+	self, err := os.Executable()
+	require.NoError(t, err)
+	agent := filepath.Join(t.TempDir(), "agent")
+	b, err := os.ReadFile(self)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(agent, b, 0o755))
+	hashBefore := fileHash(t, agent)
+
+	cmd := exec.Command(agent, "-test.run=^$")
+	cmd.Env = append(os.Environ(), pinPIDEnv+"="+filepath.Join(t.TempDir(), "pins"))
+	out, err := cmd.Output()
+	require.NoError(t, err, "pinning agent: %s", out)
+	var pinned namespaces.Pinned
+	require.NoError(t, json.Unmarshal(out, &pinned), "%s", out)
+	t.Cleanup(func() { _ = pinned.Release() })
+	require.NotZero(t, pinned.InitPID)
+
+	spec := attackSpec(t, rootfs, "exes", "0s")
+	for i, n := range spec.Linux.Namespaces {
+		if n.Type == "pid" {
+			spec.Linux.Namespaces[i].Path = pinned.Path(namespaces.PID)
+		}
+	}
+	res, err := attack(t, spec, Options{})
+	if err != nil && errors.Is(err, unix.ENOMEM) {
+		// fork into a pid namespace whose init is gone: the holder ended with its creator.
+		t.Skipf("skipped: the pid-namespace holder does not outlive its creator (%v): nothing to attack", err)
+	}
+	require.NoError(t, err)
+	assertNoWrite(t, res)
+	assert.Equal(t, hashBefore, fileHash(t, agent), "ESCAPE: the agent binary on disk was rewritten")
 }

@@ -16,7 +16,6 @@ func TestSecurityFieldsFailClosed(t *testing.T) {
 	cases := map[string]func(s *specs.Spec){
 		"process.apparmorProfile": func(s *specs.Spec) { s.Process.ApparmorProfile = "libjail-test" },
 		"process.selinuxLabel":    func(s *specs.Spec) { s.Process.SelinuxLabel = "system_u:system_r:container_t:s0" },
-		"linux.sysctl":            func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "0"} },
 		"linux.intelRdt":          func(s *specs.Spec) { s.Linux.IntelRdt = &specs.LinuxIntelRdt{ClosID: "x"} },
 	}
 	for field, edit := range cases {
