@@ -1,0 +1,32 @@
+package libjail
+
+import (
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/assert"
+
+	"github.com/libjail/libjail/internal/fixtures"
+)
+
+// TestSecurityFieldsFailClosed: a spec asking for a security control libjail does not apply must
+// be refused, not run without it (fail closed). Each case names the field; planning needs no root.
+// When a field is wired (applied for real), delete its case: its own test then shows it applied.
+func TestSecurityFieldsFailClosed(t *testing.T) {
+	cases := map[string]func(s *specs.Spec){
+		"process.apparmorProfile": func(s *specs.Spec) { s.Process.ApparmorProfile = "libjail-test" },
+		"process.selinuxLabel":    func(s *specs.Spec) { s.Process.SelinuxLabel = "system_u:system_r:container_t:s0" },
+		"linux.intelRdt":          func(s *specs.Spec) { s.Linux.IntelRdt = &specs.LinuxIntelRdt{ClosID: "x"} },
+	}
+	for field, edit := range cases {
+		t.Run(field, func(t *testing.T) {
+			spec := fixtures.Spec(t.TempDir(), "/bin/true")
+			edit(spec)
+			_, err := New("failclosed", spec, Options{})
+			if err == nil {
+				knownEscape(t, field+" is accepted and silently not applied (fail open)")
+			}
+			assert.Error(t, err, "%s must be applied or refused", field)
+		})
+	}
+}
