@@ -8,7 +8,7 @@ BUILD := _build
 # Debian packages: libseccomp for the seccomp package (cgo), busybox-static for test and demo rootfs.
 APT_PKGS := gcc pkg-config libseccomp-dev busybox-static
 
-.PHONY: deps test unit vet fmt-check demo demo-rootfs clean test-vm
+.PHONY: deps test unit vet fmt-check demo demo-rootfs clean test-vm bench bench-profile
 
 deps:
 	@missing=""; for p in $(APT_PKGS); do \
@@ -33,7 +33,10 @@ test: deps fmt-check vet
 
 demo: deps demo-rootfs
 	$(GO) build -o $(BUILD)/run ./examples/run
+	$(GO) build -o $(BUILD)/pod ./examples/pod
 	$(BUILD)/run --bundle $(BUILD)/demo-bundle --id libjail-demo
+	@echo; echo "--- a pod of two containers (examples/pod):"
+	$(BUILD)/pod --rootfs $(BUILD)/demo-bundle/rootfs --id libjail-demo-pod
 
 # A small busybox rootfs and an OCI config for the demo.
 demo-rootfs:
@@ -43,6 +46,14 @@ demo-rootfs:
 # Optional: PKGS="./cgroups ./devices ." RUN='regex'
 test-vm: deps
 	bash internal/vmtest/run.sh $(if $(RUN),-run '$(RUN)') $(PKGS)
+
+# Benchmarks against runc and crun, as root (docs/benchmarks.md); installs runc and crun with apt.
+bench: deps
+	bash internal/bench/run.sh
+
+# Where the in-process lifecycle's time goes (pprof; with perf, the child's steps).
+bench-profile: deps
+	bash internal/bench/profile.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -48,10 +48,19 @@ type Options struct {
 	// CgroupParent is the parent of a relative linux.cgroupsPath, and of the default path <parent>/<id>
 	// when the spec gives none. Default "/libjail".
 	CgroupParent string
+	// ConsoleSocket is the path of a unix socket that receives the pty master of a container with
+	// process.terminal (the OCI --console-socket convention); empty: the master is kept for
+	// Container.Console. With a terminal, the pty slave is the process's stdio and Stdin, Stdout
+	// and Stderr are not used. A container that outlives its creating process (StateDir) needs
+	// the socket: a master held by this process closes with it, hanging up the container's tty.
+	ConsoleSocket string
 	// NoPivot switches into the root with MS_MOVE and chroot instead of pivot_root.
 	NoPivot bool
 	// Timeout bounds Create and Start when their context has no deadline. Default 30s.
 	Timeout time.Duration
+	// SeccompCacheDir, when set, keeps compiled seccomp programs on disk there, for programs that
+	// run one container per process (a runtime command line); it must be private to root.
+	SeccompCacheDir string
 	// StateDir, when set, makes the container persistent: its state is kept in StateDir/<id> from
 	// Create to Destroy so that another process can Load it, and its start barrier is a FIFO there
 	// that any process may open (see Load). The creating process may then exit after Create.
@@ -99,6 +108,7 @@ type Container struct {
 	state     *os.ProcessState
 	steps     stepTracker
 	destroyed bool
+	console   *os.File // the pty master until Console hands it over
 	created   time.Time
 	pidStart  uint64        // the init's start time (clock ticks since boot), saved with the state
 	loaded    bool          // found by Load: the init is not this process's child
@@ -143,6 +153,18 @@ func (c *Container) plan() error {
 	// where its creator is: the child makes it once placed.
 	c.ns.DeferCgroup = c.ns.Creates(namespaces.Cgroup)
 	userNS := c.ns.Creates(namespaces.User) || joins(spec, specs.UserNamespace)
+	if joins(spec, specs.MountNamespace) {
+		// The mount namespace is another container's, root and all: nothing to mount or pivot.
+		if len(spec.Mounts) > 0 {
+			return specErr("mounts", "%d mounts given, but the mount namespace is joined (linux.namespaces), not created", len(spec.Mounts))
+		}
+		if len(spec.Linux.Devices) > 0 {
+			return specErr("linux.devices", "device nodes cannot be created in a joined mount namespace")
+		}
+		if len(spec.Linux.MaskedPaths)+len(spec.Linux.ReadonlyPaths) > 0 {
+			return specErr("linux.maskedPaths", "masked and read-only paths belong to the joined mount namespace's creator")
+		}
+	}
 	mp, err := mounts.Plan(spec, mounts.Options{
 		BundleDir: c.opts.Bundle, UserNamespace: userNS,
 		CgroupNamespace: hasNS(spec, specs.CgroupNamespace), NoPivot: c.opts.NoPivot, Logger: c.log,
@@ -185,7 +207,7 @@ func (c *Container) plan() error {
 	}
 	var prog *seccomp.Program
 	if spec.Linux.Seccomp != nil {
-		if prog, err = seccomp.Compile(spec.Linux.Seccomp, seccomp.Options{Logger: c.log}); err != nil {
+		if prog, err = seccomp.Compile(spec.Linux.Seccomp, seccomp.Options{Logger: c.log, CacheDir: c.opts.SeccompCacheDir}); err != nil {
 			return err
 		}
 	}
@@ -195,6 +217,7 @@ func (c *Container) plan() error {
 	c.child = childPlan{
 		ID: c.id, Mounts: mp, Nodes: nodes, UserNS: userNS, Process: proc, Caps: caps, Seccomp: prog,
 		CgroupNS:        c.ns.DeferCgroup,
+		JoinedMountNS:   joins(spec, specs.MountNamespace),
 		RuntimeHooks:    len(hookList(spec.Hooks, HookPrestart))+len(hookList(spec.Hooks, HookCreateRuntime)) > 0,
 		CreateContainer: hookList(spec.Hooks, HookCreateContainer),
 		StartContainer:  hookList(spec.Hooks, HookStartContainer),
@@ -213,7 +236,7 @@ func (c *Container) plan() error {
 		d := spec.Domainname
 		c.child.Domainname = &d
 	}
-	return nil
+	return c.planProcessExtras()
 }
 
 func hasNS(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
@@ -422,23 +445,20 @@ func (c *Container) teardown() error {
 			c.mu.Lock()
 		}
 	}
-	if c.released != nil {
-		close(c.released)
-		c.released = nil
-	}
-	if c.pidfd != nil {
-		c.pidfd.Close()
-		c.pidfd = nil
-	}
-	if c.conn != nil {
-		c.conn.Close()
-		c.conn = nil
-	}
 	if c.devs != nil {
 		if err := c.devs.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("device rules: %w", err))
 		}
 		c.devs = nil
+	}
+	c.releaseLocked()
+	c.closeConsoleLocked() // after the kill: closing a live container's master would hang it up
+	if pod := c.opts.pod; pod != nil && c.cg != nil && c.status != StatusNew {
+		// The pod's union shrinks by this container's rules.
+		dir, _ := c.cg.DevicesDir()
+		if err := pod.removeContainerRules(dir); err != nil {
+			errs = append(errs, fmt.Errorf("pod device rules: %w", err))
+		}
 	}
 	if mp := c.child.Mounts; mp != nil && (c.cmd != nil || c.loaded) {
 		// Only a shared rootfs propagation can have put mounts on the host.

@@ -187,6 +187,8 @@ func TestFaultInjection(t *testing.T) {
 	testutil.RequireRoot(t)
 	rootfs := fixtures.Rootfs(t)
 	mountsBefore := hostMounts(t)
+	progsBefore, err := testutil.DeviceProgramIDs()
+	require.NoError(t, err)
 	for _, step := range childSteps {
 		t.Run(string(step), func(t *testing.T) {
 			spec := fixtures.Spec(rootfs, "/bin/true")
@@ -212,6 +214,11 @@ func TestFaultInjection(t *testing.T) {
 		})
 	}
 	assert.Equal(t, mountsBefore, hostMounts(t), "host mount table unchanged")
+	progsAfter, err := testutil.DeviceProgramIDs()
+	require.NoError(t, err)
+	for _, id := range progsAfter {
+		assert.Contains(t, progsBefore, id, "device program %d left loaded", id)
+	}
 }
 
 func hostMounts(t *testing.T) []string {

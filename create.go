@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/libjail/libjail/cgroups"
+	"github.com/libjail/libjail/mounts"
+	"github.com/libjail/libjail/namespaces"
 	"github.com/libjail/libjail/seccomp"
 	"github.com/libjail/libjail/syncpipe"
 )
@@ -111,7 +113,9 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 
 	if err := cg.Place(cmd.Process.Pid); err != nil {
 		if errors.Is(err, unix.ESRCH) {
-			// The child is already gone: report how, at the step it died in.
+			// The child is already gone: report how, at the step it died in — after reading the
+			// progress it sent before dying, which the socket still holds.
+			c.drainProgress(ctx)
 			return c.failedStep(), c.childGone(ctx, fmt.Errorf("%w: %w", syncpipe.ErrPeerClosed, err))
 		}
 		return StepPlaceCgroup, err
@@ -124,7 +128,18 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 	c.mu.Lock()
 	c.child.State = c.ociStateLocked()
 	c.mu.Unlock()
-	if err := parent.Send(ctx, &c.child); err != nil {
+	idmapped, err := c.openIDMapped(cmd.Process.Pid)
+	if err != nil {
+		return StepMount, err
+	}
+	err = parent.Send(ctx, &c.child, idmapped...)
+	closeFiles(idmapped)
+	if err != nil {
+		if errors.Is(err, syncpipe.ErrPeerClosed) {
+			// Dead before it could read its plan: name the step it died in.
+			c.drainProgress(ctx)
+			return c.failedStep(), c.childGone(ctx, err)
+		}
 		return StepSendPlan, c.childGone(ctx, err)
 	}
 	if step, err := c.awaitReady(ctx); err != nil {
@@ -175,6 +190,7 @@ func (c *Container) commandFor(exe, childSock *os.File, withFIFO bool, stdin io.
 		cmd.ExtraFiles = append(cmd.ExtraFiles, fifo)
 		closers = append(closers, fifo)
 		c.child.StartFIFO = childFD + len(cmd.ExtraFiles) - 1
+		cmd.Env = append(cmd.Env, keepFDsEnv+"="+strconv.Itoa(c.child.StartFIFO))
 	}
 	if c.opts.fault != "" {
 		cmd.Env = append(cmd.Env, faultEnv+"="+string(c.opts.fault))
@@ -205,6 +221,7 @@ func (c *Container) startReaper(cmd *exec.Cmd) {
 	c.cmd, c.pid, c.exited = cmd, cmd.Process.Pid, exited
 	c.mu.Unlock()
 	go func() {
+		awaitExit(cmd.Process.Pid)
 		err := cmd.Wait()
 		c.mu.Lock()
 		c.state = cmd.ProcessState
@@ -224,7 +241,7 @@ func (c *Container) awaitReady(ctx context.Context) (Step, error) {
 		if err != nil {
 			return c.failedStep(), c.childGone(ctx, err)
 		}
-		if _, ok := msg.(*listenerMsg); !ok {
+		if !keepsFiles(msg) {
 			closeFiles(files)
 		}
 		switch m := msg.(type) {
@@ -232,6 +249,10 @@ func (c *Container) awaitReady(ctx context.Context) (Step, error) {
 			c.mu.Lock()
 			c.steps.done(m.Step)
 			c.mu.Unlock()
+		case *ptyMsg:
+			if err := c.takeConsole(ctx, m, files); err != nil {
+				return StepTerminal, err
+			}
 		case *hooksMsg:
 			// The child's mounts are done and it waits before pivot_root: the runtime's hooks.
 			state := c.State()
@@ -449,5 +470,54 @@ func (c *Container) openFIFO(ctx context.Context, exited <-chan struct{}) error 
 		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		_, _ = unix.Poll(fds, 20)
+	}
+}
+
+// openIDMapped makes the plan's idmapped mounts, in the parent: they need privilege over the
+// source's user namespace (the host's), which the child gave up when it entered its own. Each is
+// a detached mount sent to the child with its plan.
+func (c *Container) openIDMapped(pid int) ([]*os.File, error) {
+	mp := c.child.Mounts
+	if mp == nil || len(mp.IDMapped()) == 0 {
+		return nil, nil
+	}
+	if len(mp.IDMapped()) > syncpipe.MaxFiles {
+		return nil, fmt.Errorf("mounts: %d idmapped mounts, at most %d: %w", len(mp.IDMapped()), syncpipe.MaxFiles, unix.E2BIG)
+	}
+	return mp.OpenIDMapped(func(m *mounts.IDMap) (*os.File, error) {
+		if len(m.UIDMappings) == 0 && len(m.GIDMappings) == 0 {
+			return os.Open("/proc/" + strconv.Itoa(pid) + "/ns/user") // the container's own mappings
+		}
+		// The mount's own mappings: a user namespace made for them, held only by the fd.
+		dir, err := os.MkdirTemp("", "libjail-idmap-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		pinned, err := namespaces.Pin(dir, []namespaces.Type{namespaces.User},
+			namespaces.PinOptions{UIDMappings: m.UIDMappings, GIDMappings: m.GIDMappings})
+		if err != nil {
+			return nil, err
+		}
+		defer pinned.Release()
+		return os.Open(pinned.Path(namespaces.User))
+	})
+}
+
+// drainProgress records the progress reports a dead child left in the socket, up to its end.
+func (c *Container) drainProgress(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for {
+		msg, files, err := c.conn.Recv(ctx)
+		closeFiles(files)
+		if err != nil {
+			return
+		}
+		if m, ok := msg.(*progressMsg); ok {
+			c.mu.Lock()
+			c.steps.done(m.Step)
+			c.mu.Unlock()
+		}
 	}
 }

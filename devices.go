@@ -13,14 +13,7 @@ func (c *Container) applyDeviceRules() error {
 	if pod := c.opts.pod; pod != nil {
 		// Pod order: the pod's rules grow to include this container's, then the container's apply.
 		dir, _ := c.cg.DevicesDir()
-		dc, err := pod.devs.AddContainer(dir, rules)
-		if err != nil {
-			return err
-		}
-		c.mu.Lock()
-		c.devs = dc
-		c.mu.Unlock()
-		return nil
+		return pod.addContainerRules(dir, rules)
 	}
 	dir, v2 := c.cg.DevicesDir()
 	if !v2 {

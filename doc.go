@@ -13,10 +13,20 @@
 //
 // The child's steps, in order (each failure is a [StepError] naming the step):
 //
-//	parent: seal the executable (once per process), create the cgroup, start the child in its
-//	        namespaces, place it in its cgroups, send the plan
-//	child:  join namespaces (before the Go runtime) → receive plan → prepare root → mount →
-//	        device nodes → enter root (pivot_root) → finish root (masked, read-only) → hostname →
-//	        rlimits → user → capabilities (seccomp first unless no_new_privs) → ready
-//	parent: (Start) → child: no_new_privs seccomp → close fds → execve
+//	parent: seal the executable (once per process), create the cgroup and apply its device rules
+//	        (pod first), start the child in its namespaces (born in its v2 cgroup), place it in
+//	        its v1 cgroups, write oom_score_adj, make idmapped mounts, send the plan
+//	child:  join namespaces (a cgo constructor, before the Go runtime) → close inherited fds →
+//	        receive plan → cgroup namespace → prepare root → mount → device nodes →
+//	        [parent: prestart, createRuntime hooks] → createContainer hooks → enter root
+//	        (pivot_root, or MS_MOVE+chroot) → cwd → finish root (masked, read-only paths) →
+//	        hostname → rlimits → seccomp (without no_new_privs: while CAP_SYS_ADMIN is held) →
+//	        user → capabilities → no_new_privs → ready
+//	parent: Start (a message, or the FIFO of a persistent container) →
+//	child:  startContainer hooks → seccomp (with no_new_privs: last) → execve
+//	parent: poststart hooks
+//
+// This improves on the architecture's sketch in two places: the no_new_privs seccomp filter is
+// loaded after the start barrier, so it constrains the least of the setup (the barrier, hooks);
+// and the cwd is made before the root may turn read-only.
 package libjail

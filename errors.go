@@ -39,6 +39,14 @@ const (
 	StepWaitStart      Step = "wait for start"
 	StepStartHooks     Step = "startContainer hooks"
 	StepExec           Step = "exec"
+	StepKeyring        Step = "session keyring"
+	StepSysctl         Step = "sysctl"
+	StepTerminal       Step = "terminal"
+	StepPersonality    Step = "personality"
+	StepIOPriority     Step = "io priority"
+	StepScheduler      Step = "scheduler"
+	StepLabels         Step = "security labels"
+	StepCPUAffinity    Step = "cpu affinity" // exec'd processes only
 )
 
 // StepError is the failure of one setup step, in the parent or in the child. It unwraps to the
@@ -75,10 +83,11 @@ func (e *StateError) Error() string {
 // places, depending on no_new_privs); the parent names the one after the last the child reported
 // when the child dies without a word.
 var childSteps = []Step{
-	StepJoinNS, StepReceivePlan, StepCgroupNS, StepPrepareRoot, StepMount, StepDeviceNodes,
-	StepRuntimeHooks, StepContainerHooks, StepEnterRoot, StepCwd, StepFinishRoot, StepHostname,
-	StepRlimits, StepSeccomp, StepUser, StepCapabilities, StepNoNewPrivs, StepSeccomp, StepReady,
-	StepWaitStart, StepStartHooks, StepExec,
+	StepJoinNS, StepReceivePlan, StepKeyring, StepCgroupNS, StepPrepareRoot, StepMount, StepDeviceNodes,
+	StepRuntimeHooks, StepContainerHooks, StepEnterRoot, StepCwd, StepSysctl, StepFinishRoot, StepHostname,
+	StepTerminal, StepRlimits, StepPersonality, StepIOPriority, StepScheduler, StepSeccomp, StepUser,
+	StepCapabilities, StepNoNewPrivs, StepSeccomp, StepReady, StepWaitStart, StepStartHooks, StepLabels,
+	StepExec,
 }
 
 // stepTracker follows the child's progress reports through childSteps.

@@ -22,15 +22,19 @@ import (
 type ExecOptions struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// ConsoleSocket receives the pty master of a process with terminal set, as in Options;
+	// empty: Process.Console has it.
+	ConsoleSocket string
 }
 
 // Process is an extra process started in a running container by Exec.
 type Process struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	mu     sync.Mutex
-	state  *os.ProcessState
-	err    error
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	mu      sync.Mutex
+	state   *os.ProcessState
+	err     error
+	console *os.File // the pty master until Console hands it over
 }
 
 // Pid is the process's pid as the agent sees it.
@@ -77,6 +81,9 @@ func (c *Container) Exec(ctx context.Context, spec *specs.Process, opts ExecOpti
 		return nil, stepErr(StepPlan, err)
 	}
 	plan := &childPlan{ID: c.id, Exec: true, UserNS: userNS, Process: proc, Caps: caps, Seccomp: seccompProg}
+	if err := c.planExecExtras(plan, spec, opts.ConsoleSocket); err != nil {
+		return nil, stepErr(StepPlan, err)
+	}
 
 	ns, err := namespaces.ForExec(pid)
 	if err != nil {
@@ -109,6 +116,7 @@ func (c *Container) Exec(ctx context.Context, spec *specs.Process, opts ExecOpti
 	}
 	p := &Process{cmd: cmd, exited: make(chan struct{})}
 	go func() {
+		awaitExit(cmd.Process.Pid)
 		err := cmd.Wait()
 		p.mu.Lock()
 		p.state = cmd.ProcessState
@@ -123,6 +131,7 @@ func (c *Container) Exec(ctx context.Context, spec *specs.Process, opts ExecOpti
 		if err != nil {
 			_ = cmd.Process.Kill()
 			<-p.exited
+			p.closeConsole()
 		}
 	}()
 	if err := cg.Place(cmd.Process.Pid); err != nil {
@@ -159,6 +168,11 @@ func (c *Container) Exec(ctx context.Context, spec *specs.Process, opts ExecOpti
 				return nil, stepErr(StepSeccomp, err)
 			}
 			continue
+		case *ptyMsg:
+			if err := p.takeConsole(ctx, m, files, plan.Terminal, opts.ConsoleSocket); err != nil {
+				return nil, stepErr(StepTerminal, err)
+			}
+			continue
 		case *execMsg:
 			execing = true
 		case *syncpipe.StepError:
@@ -180,7 +194,13 @@ func (ch *child) runExec() (Step, error) {
 		step Step
 		f    func() error
 	}{
+		{StepCPUAffinity, p.Affinity.ApplyInitial},
+		{StepKeyring, joinSessionKeyring},
+		{StepTerminal, ch.setupTerminal},
 		{StepRlimits, p.Process.applyRlimits},
+		{StepPersonality, p.Attrs.applyPersonality},
+		{StepIOPriority, p.Attrs.applyIOPrio},
+		{StepScheduler, p.Attrs.applyScheduler},
 		{StepSeccomp, func() error { return ch.loadSeccomp(!nnp) }},
 		{StepUser, ch.switchUser},
 		{StepCapabilities, p.Caps.Apply},
@@ -190,6 +210,8 @@ func (ch *child) runExec() (Step, error) {
 			}
 			return unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 		}},
+		{StepLabels, p.Attrs.applyLabels},
+		{StepCPUAffinity, p.Affinity.ApplyFinal},
 		{StepSeccomp, func() error { return ch.loadSeccomp(nnp) }},
 		{StepExec, ch.exec},
 	}

@@ -77,3 +77,50 @@ func TestExec(t *testing.T) {
 	_, err = c.Wait()
 	require.NoError(t, err)
 }
+
+func threads(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Fatal("no Threads line")
+	return 0
+}
+
+// TestNoThreadPerLiveContainer: waiting for live containers costs no OS thread each (an agent
+// runs hundreds).
+func TestNoThreadPerLiveContainer(t *testing.T) {
+	testutil.RequireRoot(t)
+	rootfs := fixtures.Rootfs(t)
+	const n = 30
+	var cs []*Container
+	t.Cleanup(func() {
+		for _, c := range cs {
+			_ = c.Destroy(true)
+		}
+	})
+	// One container first, so the runtime's own threads for the work are there before counting.
+	for i := 0; i <= n; i++ {
+		spec := fixtures.Spec(rootfs, "/bin/sleep", "60")
+		spec.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
+		c, err := New(testutil.Name(t, "c"), spec, Options{})
+		require.NoError(t, err)
+		cs = append(cs, c)
+		require.NoError(t, c.Start(t.Context()))
+	}
+	before := threads(t)
+	for i := 0; i < n; i++ {
+		spec := fixtures.Spec(rootfs, "/bin/sleep", "60")
+		spec.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
+		c, err := New(testutil.Name(t, "c"), spec, Options{})
+		require.NoError(t, err)
+		cs = append(cs, c)
+		require.NoError(t, c.Start(t.Context()))
+	}
+	assert.Less(t, threads(t)-before, n/2, "threads grew from %d with %d more live containers", before, n)
+}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -42,6 +44,14 @@ func Init() {
 		fmt.Fprintf(os.Stderr, "libjail: child: %v\n", err)
 		os.Exit(127)
 	}
+	// Before anything else: no fd of the agent's may live on in the child, not even until
+	// execve (the CVE-2024-21626 class: process.cwd "/proc/self/fd/N" would reach the host).
+	keep := parseFDs(os.Getenv(keepFDsEnv))
+	os.Unsetenv(keepFDsEnv)
+	if err := closeInherited(keep); err != nil {
+		_ = conn.SendError(context.Background(), string(StepJoinNS), err)
+		os.Exit(127)
+	}
 	ch := &child{conn: conn, ctx: context.Background(), fault: fault}
 	step, err := ch.run()
 	// Only failures come back here; the parent turns this into a StepError naming the step. A
@@ -58,7 +68,8 @@ type child struct {
 	plan *childPlan
 	// fault is the step at which a fault-injection test wants the child to die.
 	fault Step
-	// detached: started through the FIFO, so the creating process may be gone.
+	// detached: past the ready report of a persistent container, whose creating process may
+	// be gone.
 	detached bool
 }
 
@@ -105,23 +116,32 @@ func (ch *child) run() (Step, error) {
 		step Step
 		f    func() error
 	}{
+		// After the namespaces, before anything else: the agent's keys never reach the container.
+		{StepKeyring, joinSessionKeyring},
 		{StepCgroupNS, func() error {
 			if !p.CgroupNS {
 				return nil
 			}
 			return namespaces.UnshareCgroup()
 		}},
-		{StepPrepareRoot, p.Mounts.PrepareRoot},
-		{StepMount, p.Mounts.MountAll},
-		{StepDeviceNodes, func() error { return devices.CreateNodes(p.Mounts.Rootfs(), p.Nodes, p.UserNS) }},
+		{StepPrepareRoot, ch.unlessJoinedMountNS(p.Mounts.PrepareRoot)},
+		{StepMount, ch.unlessJoinedMountNS(p.Mounts.MountAll)},
+		{StepDeviceNodes, ch.unlessJoinedMountNS(func() error { return devices.CreateNodes(p.Mounts.Rootfs(), p.Nodes, p.UserNS) })},
 		{StepRuntimeHooks, ch.awaitRuntimeHooks},
 		{StepContainerHooks, func() error { return ch.runHooks(HookCreateContainer, p.CreateContainer) }},
-		{StepEnterRoot, p.Mounts.EnterRoot},
+		{StepEnterRoot, ch.unlessJoinedMountNS(p.Mounts.EnterRoot)},
 		// Before FinishRoot, which may make the root read-only.
 		{StepCwd, func() error { return os.MkdirAll(proc.Cwd, 0o755) }},
-		{StepFinishRoot, p.Mounts.FinishRoot},
+		// Through the container's verified procfs, before FinishRoot makes /proc/sys read-only.
+		{StepSysctl, func() error { return writeSysctls(p.Sysctls) }},
+		{StepFinishRoot, ch.unlessJoinedMountNS(p.Mounts.FinishRoot)},
 		{StepHostname, ch.setHostname},
+		{StepTerminal, ch.setupTerminal},
 		{StepRlimits, proc.applyRlimits},
+		// Per-thread attributes of the thread that calls execve; before seccomp may forbid them.
+		{StepPersonality, p.Attrs.applyPersonality},
+		{StepIOPriority, p.Attrs.applyIOPrio},
+		{StepScheduler, p.Attrs.applyScheduler},
 		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
 		{StepSeccomp, func() error { return ch.loadSeccomp(!nnp) }},
 		{StepUser, func() error { return ch.switchUser() }},
@@ -139,7 +159,16 @@ func (ch *child) run() (Step, error) {
 			return s.step, err
 		}
 	}
-	if err := ch.do(StepReady, func() error { return ch.conn.Send(ch.ctx, &readyMsg{}) }); err != nil {
+	ready := func() error {
+		if err := ch.conn.Send(ch.ctx, &readyMsg{}); err != nil {
+			return err
+		}
+		// A persistent container's creator may exit as soon as it reads this: from here on
+		// nothing may depend on it (not even the progress report of this very step).
+		ch.detached = p.StartFIFO > 0
+		return nil
+	}
+	if err := ch.do(StepReady, ready); err != nil {
 		return StepReady, err
 	}
 	if err := ch.do(StepWaitStart, ch.waitStart); err != nil {
@@ -147,6 +176,10 @@ func (ch *child) run() (Step, error) {
 	}
 	if err := ch.do(StepStartHooks, func() error { return ch.runHooks(HookStartContainer, p.StartContainer) }); err != nil {
 		return StepStartHooks, err
+	}
+	// After the hooks, which must not be exec'd with the container's labels.
+	if err := ch.do(StepLabels, p.Attrs.applyLabels); err != nil {
+		return StepLabels, err
 	}
 	if late {
 		if err := ch.loadSeccomp(true); err != nil {
@@ -161,13 +194,18 @@ func (ch *child) run() (Step, error) {
 
 func (ch *child) receivePlan() error {
 	plan, files, err := syncpipe.Receive[*childPlan](ch.ctx, ch.conn)
-	for _, f := range files {
-		f.Close()
-	}
+	defer closeFiles(files)
 	if err != nil {
 		return err
 	}
 	ch.plan = plan
+	if len(files) > 0 {
+		// The idmapped mounts the parent made, in plan order.
+		if plan.Mounts == nil {
+			return fmt.Errorf("%w: %d files with a plan that mounts nothing", syncpipe.ErrUnexpected, len(files))
+		}
+		return plan.Mounts.UseIDMapped(files)
+	}
 	return nil
 }
 
@@ -227,6 +265,16 @@ func (ch *child) loadSeccomp(now bool) error {
 	return err
 }
 
+// unlessJoinedMountNS skips a root filesystem step in a joined mount namespace.
+func (ch *child) unlessJoinedMountNS(f func() error) func() error {
+	return func() error {
+		if ch.plan.JoinedMountNS {
+			return nil
+		}
+		return f()
+	}
+}
+
 // awaitRuntimeHooks stops before pivot_root while the parent runs prestart and createRuntime hooks.
 func (ch *child) awaitRuntimeHooks() error {
 	if !ch.plan.RuntimeHooks {
@@ -279,6 +327,11 @@ func (ch *child) exec() error {
 	if err := os.Chdir(proc.Cwd); err != nil {
 		return fmt.Errorf("process.cwd: %w", err)
 	}
+	// The cwd must be inside the container's root: getcwd names a directory outside it
+	// "(unreachable)/...", and a magic link (/proc/self/fd/N) may point anywhere.
+	if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+		return fmt.Errorf("process.cwd %q: %w: resolves outside the container's root (%q)", proc.Cwd, unix.EPERM, wd)
+	}
 	path, err := lookPath(proc.Args[0], proc.Env)
 	if err != nil {
 		return fmt.Errorf("process.args[0]: %w", err)
@@ -293,6 +346,49 @@ func (ch *child) exec() error {
 	}
 	if err := unix.Exec(path, proc.Args, proc.Env); err != nil {
 		return fmt.Errorf("execve %s: %w", path, err)
+	}
+	return nil
+}
+
+// keepFDsEnv lists the fds, besides the socket, that the parent passes to the child on purpose.
+const keepFDsEnv = "_LIBJAIL_FDS"
+
+func parseFDs(v string) []int {
+	var fds []int
+	for _, f := range strings.Split(v, ",") {
+		if n, err := strconv.Atoi(f); err == nil {
+			fds = append(fds, n)
+		}
+	}
+	return fds
+}
+
+// closeInherited closes every fd above stdio that came through execve without being asked for.
+// Those are exactly the fds without FD_CLOEXEC: everything this process opened itself (the Go
+// runtime's, the socket's copy) is close-on-exec, and an fd the agent held without O_CLOEXEC is
+// not.
+func closeInherited(keep []int) error {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("close inherited fds: %w", err)
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return fmt.Errorf("close inherited fds: %w", err)
+	}
+	for _, name := range names {
+		fd, err := strconv.Atoi(name)
+		if err != nil || fd < 3 || slices.Contains(keep, fd) {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
+			continue // gone (the directory's own fd), or ours
+		}
+		if err := unix.Close(fd); err != nil {
+			return fmt.Errorf("close inherited fd %d: %w", fd, err)
+		}
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 //	child → parent  progressMsg   after each step (the parent names the last one if the child dies)
 //	child → parent  hooksMsg      (only with prestart/createRuntime hooks) mounts done, before pivot_root
 //	parent → child  resumeMsg     the parent ran those hooks
+//	child → parent  ptyMsg        (only with process.terminal) the pty master, after entering the root
 //	child → parent  listenerMsg   (only with SCMP_ACT_NOTIFY) the seccomp listener fd, after loading
 //	parent → child  resumeMsg     the parent handed the listener to the seccomp agent
 //	child → parent  readyMsg      set up, held at the start barrier
@@ -24,7 +25,7 @@ import (
 //
 // Any failure in the child is a syncpipe.StepError instead of the next message.
 var protocol = syncpipe.NewProtocol(&childPlan{}, &progressMsg{}, &hooksMsg{}, &resumeMsg{}, &listenerMsg{},
-	&readyMsg{}, &startMsg{}, &execMsg{})
+	&readyMsg{}, &startMsg{}, &execMsg{}, &ptyMsg{})
 
 // childPlan is all the child needs: plain data, planned by the parent.
 type childPlan struct {
@@ -36,6 +37,9 @@ type childPlan struct {
 	Nodes    []devices.Node
 	UserNS   bool
 	CgroupNS bool // unshare a cgroup namespace once placed in the cgroup
+	// JoinedMountNS: the child joined another container's mount namespace, whose root it already
+	// has: the root filesystem steps are skipped.
+	JoinedMountNS bool `json:",omitempty"`
 	// StartFIFO is the fd of the start barrier FIFO (O_PATH) when the container is persistent.
 	StartFIFO  int `json:",omitempty"`
 	Hostname   *string
@@ -49,6 +53,11 @@ type childPlan struct {
 	RuntimeHooks    bool
 	CreateContainer []specs.Hook
 	StartContainer  []specs.Hook
+	// Process-level settings planned in sysctl.go, procattr.go and terminal.go.
+	Sysctls  []sysctl      `json:",omitempty"`
+	Attrs    procAttrs     `json:",omitempty"`
+	Terminal *terminalPlan `json:",omitempty"`
+	Affinity *cpuAffinity  `json:",omitempty"` // exec'd processes only
 }
 
 func (*childPlan) Kind() string { return "plan" }

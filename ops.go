@@ -77,18 +77,20 @@ func (c *Container) Update(res *specs.LinuxResources) error {
 			return fmt.Errorf("libjail: update %q: %w", c.id, err)
 		}
 		all := append(devices.PodDefaultRules(), rules...)
+		dir, v2 := c.cg.DevicesDir()
 		switch d := c.devs.(type) {
-		case *devices.Container:
-			err = d.Update(all)
-		case *devices.V2:
-			err = d.Replace(all)
-		default:
-			dir, v2 := c.cg.DevicesDir()
-			if v2 {
+		case nil:
+			if c.opts.pod != nil {
+				err = c.opts.pod.updateContainerRules(dir, all)
+			} else if v2 {
 				err = fmt.Errorf("no device program to update: %w", unix.ENOENT)
 			} else {
 				err = devices.ApplyV1(dir, all)
 			}
+		case *devices.V2:
+			err = d.Replace(all)
+		default:
+			err = fmt.Errorf("device rules of type %T: %w", d, unix.ENOTSUP)
 		}
 		if err != nil {
 			return fmt.Errorf("libjail: update %q: linux.resources.devices: %w", c.id, err)

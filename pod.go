@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/libjail/libjail/cgroups"
 	"github.com/libjail/libjail/devices"
@@ -29,9 +32,15 @@ type PodOptions struct {
 	// shared namespaces inside it, so containers that join both are privileged over the network
 	// namespace (they can mount sysfs) without being privileged on the host.
 	UIDMappings, GIDMappings []specs.LinuxIDMapping
+	// Hostname is set in the pod's uts namespace (when the pod shares one).
+	Hostname string
 	// PinDir is where the shared namespaces are pinned. Default /run/libjail/pods/<id>.
 	PinDir string
-	Logger *slog.Logger
+	// StateDir, when set, makes the pod persistent: its record is kept in StateDir/pods/<id>.json
+	// so other processes can LoadPod it (a runtime command line, a restarted agent), and its
+	// containers made with Options.StateDir find it again when loaded.
+	StateDir string
+	Logger   *slog.Logger
 }
 
 // Pod is a group of containers sharing a parent cgroup and pinned namespaces. Creating it
@@ -42,6 +51,7 @@ type Pod struct {
 	opts   PodOptions
 	log    *slog.Logger
 	cg     cgroups.Manager
+	cgPlan *cgroups.CgroupPlan
 	cgPath string
 	devs   *devices.Pod
 	pinned *namespaces.Pinned
@@ -49,6 +59,7 @@ type Pod struct {
 	mu         sync.Mutex
 	containers map[string]*Container
 	destroyed  bool
+	persisted  bool // the record under StateDir is this pod's, to remove at destroy
 }
 
 // NewPod creates the pod's cgroup with its device restrictions and pins its shared namespaces. On
@@ -63,7 +74,7 @@ func NewPod(id string, opts PodOptions) (p *Pod, err error) {
 	if opts.CgroupPath == "" {
 		opts.CgroupPath = id
 	}
-	if opts.Share == nil {
+	if opts.Share == nil { // nil: the default; an empty list shares nothing
 		opts.Share = []namespaces.Type{namespaces.Network, namespaces.IPC, namespaces.UTS}
 	}
 	if opts.PinDir == "" {
@@ -73,10 +84,11 @@ func NewPod(id string, opts PodOptions) (p *Pod, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p = &Pod{id: id, opts: opts, log: log, containers: map[string]*Container{}}
+	pod := &Pod{id: id, opts: opts, log: log, containers: map[string]*Container{}}
+	p = pod
 	defer func() {
 		if err != nil {
-			_ = p.release()
+			_ = pod.release() // p is nil by now
 		}
 	}()
 
@@ -84,7 +96,7 @@ func NewPod(id string, opts PodOptions) (p *Pod, err error) {
 	if err != nil {
 		return nil, podErr(id, StepCgroup, err)
 	}
-	plan, err := cgroups.Plan(opts.CgroupPath, opts.Resources, layout, cgroups.Options{Parent: opts.CgroupParent, Hierarchies: hs, Logger: log})
+	plan, err := cgroups.Plan(opts.CgroupPath, opts.Resources, layout, cgroups.Options{Parent: opts.CgroupParent, Hierarchies: hs, Logger: log, Pod: true})
 	if err != nil {
 		return nil, podErr(id, StepPlan, err)
 	}
@@ -96,7 +108,7 @@ func NewPod(id string, opts PodOptions) (p *Pod, err error) {
 		p.cg = nil
 		return nil, podErr(id, StepCgroup, err)
 	}
-	p.cgPath = plan.Path
+	p.cgPath, p.cgPlan = plan.Path, plan
 	// Restrict the pod cgroup before any container exists in it.
 	dir, v2 := p.cg.DevicesDir()
 	if p.devs, err = devices.NewPod(dir, v2); err != nil {
@@ -107,6 +119,9 @@ func NewPod(id string, opts PodOptions) (p *Pod, err error) {
 		types = append(types, namespaces.User)
 	}
 	if len(types) > 0 {
+		if err := os.MkdirAll(filepath.Dir(opts.PinDir), 0o711); err != nil {
+			return nil, podErr(id, StepJoinNS, err)
+		}
 		p.pinned, err = namespaces.Pin(opts.PinDir, types, namespaces.PinOptions{
 			UIDMappings: opts.UIDMappings, GIDMappings: opts.GIDMappings,
 		})
@@ -114,7 +129,41 @@ func NewPod(id string, opts PodOptions) (p *Pod, err error) {
 			return nil, podErr(id, StepJoinNS, err)
 		}
 	}
+	if opts.Hostname != "" {
+		if err := setPodHostname(p.NamespacePath(namespaces.UTS), opts.Hostname); err != nil {
+			return nil, podErr(id, StepHostname, err)
+		}
+	}
+	if opts.StateDir != "" {
+		if err := p.persist(); err != nil {
+			return nil, podErr(id, StepState, err)
+		}
+	}
 	return p, nil
+}
+
+// persist writes a new persistent pod's record; an existing one means the id is taken. From then
+// on the record holds the device rules, and this process's handle on them is let go.
+func (p *Pod) persist() error {
+	unlock, err := lockPod(p.opts.StateDir, p.id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := os.Stat(podFile(p.opts.StateDir, p.id)); err == nil {
+		return fmt.Errorf("pod %q exists in %s: %w", p.id, p.opts.StateDir, os.ErrExist)
+	}
+	st, err := p.devs.State()
+	if err != nil {
+		return err
+	}
+	if err := writePodRecord(p.opts.StateDir, &podRecord{ID: p.id, Cgroup: p.cgPlan, Devices: st, Pinned: p.pinned}); err != nil {
+		return err
+	}
+	p.persisted = true
+	p.devs.Release()
+	p.devs = nil
+	return nil
 }
 
 func podErr(id string, step Step, err error) error {
@@ -231,12 +280,23 @@ func (p *Pod) release() error {
 			errs = append(errs, fmt.Errorf("device rules: %w", err))
 		}
 		p.devs = nil
+	} else if p.persisted {
+		if err := p.closeRecordDevices(); err != nil && !errors.Is(err, ErrNotExist) {
+			errs = append(errs, fmt.Errorf("device rules: %w", err))
+		}
 	}
 	if p.cg != nil {
 		if err := p.cg.Destroy(); err != nil {
 			errs = append(errs, fmt.Errorf("cgroup: %w", err))
 		}
 		p.cg = nil
+	}
+	if p.persisted {
+		if err := os.Remove(podFile(p.opts.StateDir, p.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("state: %w", err))
+		}
+		os.Remove(podFile(p.opts.StateDir, p.id) + ".lock")
+		p.persisted = false
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("libjail: destroy pod %q: %w", p.id, errors.Join(errs...))
@@ -249,4 +309,36 @@ func (p *Pod) forget(id string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.containers, id)
+}
+
+// setPodHostname sets the hostname inside the pinned uts namespace at nsPath, from a locked
+// thread that enters it and comes back (uts may be joined by one thread of a Go process).
+func setPodHostname(nsPath, hostname string) error {
+	if nsPath == "" {
+		return fmt.Errorf("pod hostname: %w: the pod shares no uts namespace", ErrInvalidSpec)
+	}
+	runtime.LockOSThread()
+	own, err := os.Open("/proc/thread-self/ns/uts")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer own.Close()
+	target, err := os.Open(nsPath)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWUTS); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("setns %s: %w", nsPath, err)
+	}
+	herr := unix.Sethostname([]byte(hostname))
+	if err := unix.Setns(int(own.Fd()), unix.CLONE_NEWUTS); err != nil {
+		// This thread is stuck in the pod's namespace: leave it locked so the runtime ends it.
+		return fmt.Errorf("return from %s: %w", nsPath, err)
+	}
+	runtime.UnlockOSThread()
+	return herr
 }

@@ -169,11 +169,17 @@ func (p *processPlan) switchUser(userNS bool) error {
 			return fmt.Errorf("setgroups %v: %w", groups, err)
 		}
 	}
-	if err := unix.Setresgid(int(p.GID), int(p.GID), int(p.GID)); err != nil {
-		return fmt.Errorf("setresgid %d: %w", p.GID, err)
+	// Go applies set*id to every thread of the process, which is slow under load: skip the calls
+	// that would change nothing (the common root container).
+	if r, e, sv := unix.Getresgid(); r != int(p.GID) || e != int(p.GID) || sv != int(p.GID) {
+		if err := unix.Setresgid(int(p.GID), int(p.GID), int(p.GID)); err != nil {
+			return fmt.Errorf("setresgid %d: %w", p.GID, err)
+		}
 	}
-	if err := unix.Setresuid(int(p.UID), int(p.UID), int(p.UID)); err != nil {
-		return fmt.Errorf("setresuid %d: %w", p.UID, err)
+	if r, e, sv := unix.Getresuid(); r != int(p.UID) || e != int(p.UID) || sv != int(p.UID) {
+		if err := unix.Setresuid(int(p.UID), int(p.UID), int(p.UID)); err != nil {
+			return fmt.Errorf("setresuid %d: %w", p.UID, err)
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/libjail/libjail/internal/fixtures"
 	"github.com/libjail/libjail/internal/testutil"
 )
 
@@ -136,14 +138,97 @@ func TestHooks(t *testing.T) {
 	assert.Contains(t, string(b), `"status":"creating"`)
 	assert.Contains(t, string(b), c.ID())
 
+	// createContainer runs in the container's namespaces before pivot_root (host paths still
+	// visible), startContainer after it (the container's paths).
+	rootfs := fixtures.Rootfs(t)
+	spec = fixtures.Spec(rootfs, "/bin/true")
+	spec.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
+	spec.Hostname = "hooked"
+	spec.Hooks = &specs.Hooks{
+		CreateContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "readlink /proc/self/ns/uts > " + filepath.Join(dir, "createContainer")}}},
+		StartContainer:  []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > /tmp/startContainer"}}},
+	}
+	c, err = New(testutil.Name(t, "c"), spec, Options{})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(t.Context()))
+	_, err = c.Wait()
+	require.NoError(t, err)
+	require.NoError(t, c.Destroy(false))
+	b, err = os.ReadFile(filepath.Join(dir, "createContainer"))
+	require.NoError(t, err)
+	assert.Equal(t, fmt.Sprintf("uts:[%d]\n", hostNS(t, "uts"))[:4], string(b)[:4])
+	assert.NotEqual(t, fmt.Sprintf("uts:[%d]\n", hostNS(t, "uts")), string(b), "createContainer ran in the container's uts namespace")
+	b, err = os.ReadFile(filepath.Join(rootfs, "tmp/startContainer"))
+	require.NoError(t, err, "startContainer wrote inside the container's root")
+	assert.Contains(t, string(b), `"status":"created"`)
+
+	// A hook past its timeout fails its step.
+	spec = trueSpec(t)
+	one := 1
+	spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "10"}, Timeout: &one}}}
+	c, err = New(testutil.Name(t, "c"), spec, Options{})
+	require.NoError(t, err)
+	err = c.Create(t.Context())
+	var he *HookError
+	require.ErrorAs(t, err, &he)
+	assert.Contains(t, err.Error(), "timeout")
+	assertNoCgroup(t, spec.Linux.CgroupsPath)
+
 	// A failing createRuntime hook fails Create, naming the hook, and leaves nothing behind.
 	spec = trueSpec(t)
 	spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/false"}}}
 	c, err = New(testutil.Name(t, "c"), spec, Options{})
 	require.NoError(t, err)
 	err = c.Create(t.Context())
-	var he *HookError
 	require.ErrorAs(t, err, &he)
 	assert.Equal(t, HookCreateRuntime, he.Kind)
 	assertNoCgroup(t, spec.Linux.CgroupsPath)
+}
+
+// TestCwdThroughLeakedFD: process.cwd "/proc/self/fd/N" naming an fd the agent holds without
+// O_CLOEXEC (the CVE-2024-21626 class) never gives the container a cwd outside its root: the child
+// closes every inherited fd first, and checks the cwd after chdir.
+func TestCwdThroughLeakedFD(t *testing.T) {
+	testutil.RequireRoot(t)
+	var top int
+	for i := 0; i < 2; i++ {
+		fd, err := unix.Open(t.TempDir(), unix.O_RDONLY|unix.O_DIRECTORY, 0) // no O_CLOEXEC, on purpose
+		require.NoError(t, err)
+		t.Cleanup(func() { unix.Close(fd) })
+		top = max(top, fd)
+	}
+	for n := 3; n <= top+3; n++ {
+		spec := probeSpec(t)
+		spec.Process.Cwd = "/proc/self/fd/" + strconv.Itoa(n)
+		var out strings.Builder
+		c, err := New(testutil.Name(t, "c"), spec, Options{Stdout: &out})
+		require.NoError(t, err)
+		err = c.Start(t.Context())
+		if err != nil {
+			_ = c.Destroy(true)
+			continue // refused: the defence
+		}
+		_, err = c.Wait()
+		require.NoError(t, err)
+		require.NoError(t, c.Destroy(false))
+		if out.Len() > 0 {
+			r := decodeReport(t, out.String())
+			assert.True(t, strings.HasPrefix(r.Cwd, "/"), "fd %d: cwd %q is outside the root", n, r.Cwd)
+		}
+	}
+}
+
+func TestReadonlyRootAndNoPivot(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, noPivot := range []bool{false, true} {
+		spec := probeSpec(t, "-write", "/x=1,/tmp/y=1")
+		spec.Root.Readonly = true
+		spec.Process.Cwd = "/made/for/cwd" // created before the root turns read-only
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"})
+		r := runProbe(t, spec, Options{NoPivot: noPivot})
+		assert.Equal(t, "EROFS", r.Opens["write:/x"], "read-only root (no-pivot %v)", noPivot)
+		assert.Equal(t, "ok", r.Opens["write:/tmp/y"], "a tmpfs on it is writable")
+		assert.Equal(t, "/made/for/cwd", r.Cwd)
+		assert.Equal(t, 1, r.PID)
+	}
 }

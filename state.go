@@ -41,6 +41,8 @@ type savedState struct {
 	Mounts   *mounts.RootfsPlan  `json:"mounts"`
 	// DeviceProgram is the container's own v2 device program (0 on v1, where rules are cgroup state).
 	DeviceProgram ebpf.ProgramID `json:"deviceProgram,omitempty"`
+	// Pod names the persistent pod the container belongs to.
+	Pod *podRef `json:"pod,omitempty"`
 }
 
 // ErrNotExist is returned by Load for an id with no saved state.
@@ -56,6 +58,9 @@ func (c *Container) saveLocked() error {
 	s := savedState{
 		State: c.ociStateLocked(), Created: c.created, Spec: c.spec, Cgroup: c.cgPlan,
 		Mounts: c.child.Mounts, PidStart: c.pidStart,
+	}
+	if pod := c.opts.pod; pod != nil && pod.opts.StateDir != "" {
+		s.Pod = &podRef{StateDir: pod.opts.StateDir, ID: pod.id}
 	}
 	if v2, ok := c.devs.(*devices.V2); ok {
 		id, err := v2.ProgramID()
@@ -143,6 +148,11 @@ func Load(stateDir, id string, opts Options) (*Container, error) {
 		dir, _ := c.cg.DevicesDir()
 		if v2, err := devices.OpenV2(dir, s.DeviceProgram, nil); err == nil {
 			c.devs = v2
+		}
+	}
+	if s.Pod != nil {
+		if c.opts.pod, err = LoadPod(s.Pod.StateDir, s.Pod.ID, PodOptions{Logger: opts.Logger}); err != nil {
+			return nil, fmt.Errorf("libjail: load %q: %w", id, err)
 		}
 	}
 	c.attach(s.State.Pid)
@@ -235,6 +245,15 @@ func (c *Container) attach(pid int) {
 func (c *Container) Release() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.releaseLocked()
+}
+
+// releaseLocked drops this handle's fds and watcher; the container itself is untouched.
+func (c *Container) releaseLocked() {
+	if v2, ok := c.devs.(*devices.V2); ok {
+		v2.Release() // the program stays attached
+		c.devs = nil
+	}
 	if c.released != nil {
 		close(c.released)
 		c.released = nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -73,9 +74,17 @@ func TestStateReloadFromSecondProcess(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = outFile, os.Stderr
 	require.NoError(t, cmd.Run())
 
+	t.Cleanup(func() {
+		// Whatever happened, the created container goes: through its state, or its cgroup.
+		if c, err := Load(stateDir, id, Options{}); err == nil {
+			_ = c.Destroy(true)
+		}
+		killCgroup(t, spec.Linux.CgroupsPath)
+		reapAll()
+	})
 	c, err := Load(stateDir, id, Options{})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Destroy(true); reapAll() })
+	t.Cleanup(func() { _ = c.Destroy(true) })
 	assert.Equal(t, StatusCreated, c.Status())
 	st := c.State()
 	assert.Equal(t, id, st.ID)
@@ -142,4 +151,25 @@ func reapAll() {
 			return
 		}
 	}
+}
+
+// killCgroup kills whatever is left in a test's cgroup and removes it, in every hierarchy.
+func killCgroup(t *testing.T, path string) {
+	for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/pids", "/sys/fs/cgroup"} {
+		b, err := os.ReadFile(filepath.Join(root, path, "cgroup.procs"))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				_ = unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	ents, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, e := range ents {
+		_ = os.Remove(filepath.Join("/sys/fs/cgroup", e.Name(), path))
+	}
+	_ = os.Remove(filepath.Join("/sys/fs/cgroup", path))
 }

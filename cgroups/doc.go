@@ -18,9 +18,13 @@
 // # Apply
 //
 // [New] returns a [Manager] for a plan. Create makes the cgroup in every hierarchy (the unified one
-// too on Hybrid, so CLONE_INTO_CGROUP and cgroup.kill work), enabling the unified hierarchy's
-// controllers in each ancestor's cgroup.subtree_control and copying cpuset.cpus/mems into new v1
-// cpuset cgroups. Pods are plain nesting: plan the pod path, then containers under it.
+// too on Hybrid, so CLONE_INTO_CGROUP and cgroup.kill work) and copies cpuset.cpus/mems into new v1
+// cpuset cgroups. On cgroup2 it enables controllers (cgroup.subtree_control) only in the cgroups it
+// made: the parents above the cgroup, and the cgroup itself for a pod ([Options.Pod]). A controller
+// the plan needs that an existing parent does not delegate is a [*FieldError] naming the field and
+// that parent's subtree_control, wrapping [ErrNotSupported]: cgroups someone else made, the
+// hierarchy's root first of all, are never written. Pods are nesting: plan the pod path with Pod
+// set, then containers under it.
 //
 // # Placing processes
 //
@@ -31,6 +35,14 @@
 // at that moment (a namespace created by the clone itself is rooted at the caller's v1 cgroups).
 // On V1, Place is the only way. Exec'd processes join the same way.
 //
+// # Operations
+//
+// Stats, Freeze (which returns once the kernel reports the cgroup frozen), Update (planned like
+// Create, so a field the layout cannot honour, like disableOOMKiller on cgroup2, is refused before
+// anything is written), Kill and OOMEvents use each controller where the plan found it. On cgroup2
+// OOM events come from memory.events through inotify; the channel closes when the cgroup is
+// removed (cgroupfs tells inotify only through the parent's IN_DELETE).
+//
 // # Needs
 //
 // Root (or delegated write access to the cgroup trees). cgroup.kill needs Linux 5.14, cgroup.freeze
@@ -40,6 +52,5 @@
 //
 // A failed Create removes every directory it made. Destroy removes the cgroup, everything below it
 // and the parents Create made (unless another cgroup lives there by then), in every hierarchy,
-// retrying while the kernel reports it busy. Nothing else on the machine is written, except that
-// enabling controllers writes the subtree_control of existing unified ancestors.
+// retrying while the kernel reports it busy. Nothing else on the machine is written.
 package cgroups

@@ -49,7 +49,8 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	layout := cgroups.LayoutOf(hs)
-	podPlan, err := cgroups.Plan("/libjail/pod1", nil, layout, cgroups.Options{Hierarchies: hs})
+	// Pod: the pod's cgroup delegates its controllers to its containers' cgroups.
+	podPlan, err := cgroups.Plan("/libjail/pod1", nil, layout, cgroups.Options{Hierarchies: hs, Pod: true})
 	if err != nil {
 		log.Fatal(err)
 	}

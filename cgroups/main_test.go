@@ -43,6 +43,20 @@ func TestMain(m *testing.M) {
 		}
 		fmt.Println("survived", len(keep))
 		os.Exit(0)
+	case "hugetlb":
+		// Wait to be placed, touch one 2 MB huge page (charged to the cgroup at the fault; past
+		// hugetlb.2MB.max the fault is a SIGBUS), report, then hold it until stdin closes.
+		in := bufio.NewReader(os.Stdin)
+		in.ReadString('\n')
+		b, err := unix.Mmap(-1, 0, 2<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_HUGETLB)
+		if err != nil {
+			fmt.Println("mmap:", err)
+			os.Exit(1)
+		}
+		b[0] = 1
+		fmt.Println("touched")
+		in.ReadString('\n')
+		os.Exit(0)
 	case "cgroupns":
 		// Wait to be placed, then enter a new cgroup namespace and print what it shows.
 		bufio.NewReader(os.Stdin).ReadString('\n')

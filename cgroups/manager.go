@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -140,6 +141,25 @@ func (m *fsManager) Create() (err error) {
 			return &FieldError{Field: "create", Err: err}
 		}
 	}
+	if err := m.makeDirs(); err != nil {
+		return err
+	}
+	if err := m.v2CheckControllers(m.plan.Writes); err != nil {
+		return err
+	}
+	return m.apply(m.plan.Writes)
+}
+
+// treeMu serialises, within the process, making cgroups (with enabling controllers in the new
+// parents) and removing the parents Create made: a concurrent Create sharing a parent (like /libjail)
+// would otherwise find it between its mkdir and its controllers being enabled, or lose it to a
+// Destroy between its stat and its mkdir.
+var treeMu sync.Mutex
+
+// makeDirs makes the cgroup in every hierarchy, recording what it made in m.created.
+func (m *fsManager) makeDirs() error {
+	treeMu.Lock()
+	defer treeMu.Unlock()
 	for _, d := range m.v1 {
 		made, err := mkdirAll(d.dir)
 		m.created = append(m.created, made...)
@@ -158,11 +178,11 @@ func (m *fsManager) Create() (err error) {
 		if err != nil {
 			return &FieldError{Field: "create", Err: err}
 		}
-		if err := m.v2EnableControllers(); err != nil {
+		if err := m.v2EnableControllers(made); err != nil {
 			return &FieldError{Field: "create", Err: err}
 		}
 	}
-	return m.apply(m.plan.Writes)
+	return nil
 }
 
 // mkdirAll makes dir and its missing parents, returning those it made, parents first.
@@ -299,6 +319,8 @@ func (m *fsManager) removeAll() error {
 	}
 	created := append([]string(nil), m.created...)
 	sort.Slice(created, func(i, j int) bool { return len(created[i]) > len(created[j]) })
+	treeMu.Lock()
+	defer treeMu.Unlock()
 	for _, d := range created {
 		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOTEMPTY) {
 			errs = append(errs, &os.PathError{Op: "rmdir", Path: d, Err: err})
@@ -311,16 +333,15 @@ func (m *fsManager) removeAll() error {
 	return nil
 }
 
-// v2EnableControllers turns on, in every ancestor of the cgroup2 directory (the mount's root
-// included), the controllers the hierarchy offers that are not yet delegated to children: a cgroup2
-// controller's files only appear in a child when its parent's subtree_control has it.
-func (m *fsManager) v2EnableControllers() error {
-	rel, err := filepath.Rel(m.v2Mount, m.v2)
-	if err != nil || strings.HasPrefix(rel, "..") {
-		return fmt.Errorf("%w: %s is not under %s", ErrInvalid, m.v2, m.v2Mount)
-	}
-	dir := m.v2Mount
-	for _, el := range strings.Split(rel, "/") {
+// v2EnableControllers turns on, in the cgroup2 directories this Create made above the cgroup (and in
+// the cgroup itself for a pod), every controller their parent delegates: a cgroup2 controller's files
+// only appear in a child when its parent's subtree_control has it. Existing cgroups, which belong to
+// someone else, are never written: what they do not delegate is reported by v2CheckControllers.
+func (m *fsManager) v2EnableControllers(made []string) error {
+	for _, dir := range made {
+		if dir == m.v2 && !m.plan.Pod {
+			continue // the leaf: its processes would be refused once it delegates controllers
+		}
 		avail, err := readFile(dir, "cgroup.controllers")
 		if err != nil {
 			return err
@@ -344,9 +365,59 @@ func (m *fsManager) v2EnableControllers() error {
 				return fmt.Errorf("enable %s in %s: %w", strings.Join(add, " "), dir, err)
 			}
 		}
-		dir = filepath.Join(dir, el)
 	}
 	return nil
+}
+
+// v2CheckControllers makes sure the cgroup2 directory has the controller of every unified write,
+// naming the field and the ancestor's subtree_control that lacks it otherwise (the kernel would only
+// say ENOENT for the interface file).
+func (m *fsManager) v2CheckControllers(ws []Write) error {
+	if m.v2 == "" {
+		return nil
+	}
+	var have map[string]bool
+	for _, w := range ws {
+		c, _, _ := strings.Cut(w.File, ".")
+		if w.Hierarchy != UnifiedKey || c == "cgroup" {
+			continue
+		}
+		if have == nil {
+			avail, err := readFile(m.v2, "cgroup.controllers")
+			if err != nil {
+				return &FieldError{Field: w.Field, Err: err}
+			}
+			have = map[string]bool{}
+			for _, x := range strings.Fields(avail) {
+				have[x] = true
+			}
+		}
+		if !have[c] {
+			return fieldErr(w.Field, ErrNotSupported, "controller %s is not enabled in %s", c, m.v2Missing(c))
+		}
+	}
+	return nil
+}
+
+// v2Missing names the cgroup.subtree_control of the topmost ancestor that does not delegate c.
+func (m *fsManager) v2Missing(c string) string {
+	parent := filepath.Dir(m.v2)
+	rel, err := filepath.Rel(m.v2Mount, parent)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return filepath.Join(parent, "cgroup.subtree_control")
+	}
+	dir := m.v2Mount
+	els := []string{}
+	if rel != "." {
+		els = strings.Split(rel, "/")
+	}
+	for i := 0; ; i++ {
+		on, err := readFile(dir, "cgroup.subtree_control")
+		if err != nil || !slices.Contains(strings.Fields(on), c) || i == len(els) {
+			return filepath.Join(dir, "cgroup.subtree_control")
+		}
+		dir = filepath.Join(dir, els[i])
+	}
 }
 
 // checkCgroupFS verifies that a hierarchy's mount point holds the cgroup filesystem of its version.

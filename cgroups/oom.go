@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,7 +17,8 @@ import (
 type OOMEvent struct {
 	// Count is how many OOM occurrences this event folds together (at least 1).
 	Count uint64 `json:"count"`
-	// Kills is, on v2, the cgroup's oom_kill counter after the event (0 on v1).
+	// Kills is, on v2, the cgroup's oom_kill counter when the event was read (0 on v1). The kernel
+	// counts the OOM before the kill, so it may not include this event's kill yet.
 	Kills uint64 `json:"kills,omitempty"`
 }
 
@@ -119,6 +121,14 @@ func oomV2(dir string) (<-chan OOMEvent, func(), error) {
 		f.Close()
 		return nil, nil, &os.PathError{Op: "inotify_add_watch", Path: filepath.Join(dir, "memory.events"), Err: err}
 	}
+	// cgroupfs removes a cgroup's files without telling inotify, and the directory reports no
+	// IN_DELETE_SELF either: the parent's IN_DELETE naming it is what tells the cgroup is gone.
+	parent, name := filepath.Split(filepath.Clean(dir))
+	pwd, err := unix.InotifyAddWatch(ifd, parent, unix.IN_DELETE|unix.IN_ONLYDIR)
+	if err != nil {
+		f.Close()
+		return nil, nil, &os.PathError{Op: "inotify_add_watch", Path: parent, Err: err}
+	}
 	ev, err := readKV(dir, "memory.events")
 	if err != nil {
 		f.Close()
@@ -135,16 +145,25 @@ func oomV2(dir string) (<-chan OOMEvent, func(), error) {
 			if err != nil {
 				return
 			}
-			ignored := false
+			gone, changed := false, false
 			for off := 0; off+unix.SizeofInotifyEvent <= n; {
 				e := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-				if e.Mask&unix.IN_IGNORED != 0 {
-					ignored = true // the file went away with the cgroup
+				nameBytes := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(e.Len)]
+				switch {
+				case e.Mask&unix.IN_IGNORED != 0:
+					gone = true // the file or the parent went away
+				case int(e.Wd) == pwd:
+					gone = gone || e.Mask&unix.IN_DELETE != 0 && string(bytes.TrimRight(nameBytes, "\x00")) == name
+				default:
+					changed = true
 				}
 				off += unix.SizeofInotifyEvent + int(e.Len)
 			}
-			if ignored {
+			if gone {
 				return
+			}
+			if !changed {
+				continue
 			}
 			ev, err := readKV(dir, "memory.events")
 			if err != nil {

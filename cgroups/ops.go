@@ -171,6 +171,9 @@ func (m *fsManager) Update(res *specs.LinuxResources) error {
 				"%d is below the current usage %d (checkBeforeUpdate)", p.MemoryLimit, usage)
 		}
 	}
+	if err := m.v2CheckControllers(p.Writes); err != nil {
+		return err
+	}
 	if err := m.apply(p.Writes); err != nil {
 		return err
 	}

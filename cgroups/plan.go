@@ -19,6 +19,10 @@ type Options struct {
 	// Hierarchies are the mounted hierarchies, normally from [DetectHierarchies]. Nil means
 	// [DefaultHierarchies] of the layout.
 	Hierarchies []Hierarchy `json:"hierarchies,omitempty"`
+	// Pod marks a cgroup that holds only child cgroups (a pod's, whose containers get cgroups below
+	// it): Create enables in its own cgroup.subtree_control every cgroup2 controller it has, so the
+	// children can use them. On cgroup2 no process can then join it (the no-internal-process rule).
+	Pod bool `json:"pod,omitempty"`
 	// Logger receives warnings (nil discards them).
 	Logger *slog.Logger `json:"-"`
 }
@@ -60,12 +64,18 @@ type CgroupPlan struct {
 	CheckBeforeUpdate bool `json:"checkBeforeUpdate,omitempty"`
 	// MemoryLimit is the planned memory limit (-1 unlimited, 0 unset), kept for CheckBeforeUpdate.
 	MemoryLimit int64 `json:"memoryLimit,omitempty"`
+	// Pod is [Options.Pod].
+	Pod bool `json:"pod,omitempty"`
 }
 
 // String lists the directories and the writes, one per line.
 func (p *CgroupPlan) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "cgroup %s (%s)\n", p.Path, p.Layout)
+	pod := ""
+	if p.Pod {
+		pod = ", pod"
+	}
+	fmt.Fprintf(&b, "cgroup %s (%s%s)\n", p.Path, p.Layout, pod)
 	for _, h := range p.Hierarchies {
 		fmt.Fprintf(&b, "  dir %s = %s\n", h.Key(), p.Dirs[h.Key()])
 	}
@@ -94,7 +104,7 @@ func Plan(cgroupsPath string, res *specs.LinuxResources, layout Layout, opts Opt
 	if err != nil {
 		return nil, err
 	}
-	plan := &CgroupPlan{Path: p, Layout: layout, Hierarchies: hs, Dirs: map[string]string{}}
+	plan := &CgroupPlan{Path: p, Layout: layout, Hierarchies: hs, Dirs: map[string]string{}, Pod: opts.Pod}
 	for _, h := range hs {
 		plan.Dirs[h.Key()] = dirIn(h, p)
 	}
@@ -150,7 +160,8 @@ func dirIn(h Hierarchy, p string) string {
 }
 
 // PlanChild plans a cgroup nested in this one: a container's cgroup under its pod's. name is
-// relative to p.Path and the layout and hierarchies are p's.
+// relative to p.Path and the layout and hierarchies are p's. On cgroup2 the child can use only the
+// controllers p delegates: plan p with [Options.Pod] so its Create enables them.
 func (p *CgroupPlan) PlanChild(name string, res *specs.LinuxResources, logger *slog.Logger) (*CgroupPlan, error) {
 	if path.IsAbs(name) {
 		return nil, fieldErr("linux.cgroupsPath", ErrInvalid, "%q: a child cgroup path is relative to its parent", name)

@@ -325,3 +325,25 @@ func TestPlanChildAndWarnings(t *testing.T) {
 		t.Errorf("absolute child: %v", err)
 	}
 }
+
+func TestPlanPod(t *testing.T) {
+	p, err := Plan("/pod", nil, V2, Options{Pod: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(p.String(), "cgroup /pod (v2, pod)\n") {
+		t.Errorf("String() = %q", p.String())
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back CgroupPlan
+	if err := json.Unmarshal(b, &back); err != nil || !back.Pod {
+		t.Errorf("pod lost in JSON: %s (%v)", b, err)
+	}
+	child, err := p.PlanChild("ctr", nil, nil)
+	if err != nil || child.Pod || child.Path != "/pod/ctr" {
+		t.Errorf("child %+v, %v", child, err)
+	}
+}

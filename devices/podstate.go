@@ -103,3 +103,15 @@ func (p *Pod) Container(dir string) *Container {
 	}
 	return nil
 }
+
+// Release drops this handle's fds without detaching or changing anything: every rule stays in
+// force. A process that took a pod over with LoadPod for one change calls it when done.
+func (p *Pod) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	p.release()
+}

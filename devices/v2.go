@@ -129,6 +129,10 @@ func (v *V2) Close() error {
 }
 
 // release closes the handles and leaves the program attached.
+// Release drops this handle's fds without detaching: the program stays attached and in force.
+// A process that took a program over with OpenV2 and is done with it calls this.
+func (v *V2) Release() { v.release() }
+
 func (v *V2) release() {
 	if v == nil || v.prog == nil {
 		return

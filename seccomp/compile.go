@@ -18,6 +18,9 @@ import (
 type Options struct {
 	// Logger receives warnings (unknown syscall names, ignored fields). nil discards them.
 	Logger *slog.Logger
+	// CacheDir, when set, also keeps compiled programs on disk there (see diskcache.go): for
+	// command lines, which start a process per container. It must be private to the caller.
+	CacheDir string
 }
 
 // Compile translates an OCI seccomp profile with libseccomp and compiles it to a raw BPF program,
@@ -37,11 +40,20 @@ func Compile(spec *specs.LinuxSeccomp, opts Options) (*Program, error) {
 	if p := programs.get(key); p != nil {
 		return p.clone(), nil
 	}
+	if opts.CacheDir != "" {
+		if p := diskGet(opts.CacheDir, key); p != nil {
+			programs.put(key, p)
+			return p.clone(), nil
+		}
+	}
 	p, err := compile(spec, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
 	programs.put(key, p)
+	if opts.CacheDir != "" {
+		diskPut(opts.CacheDir, key, p)
+	}
 	return p.clone(), nil
 }
 

@@ -175,9 +175,18 @@ func (c *Conn) Recv(ctx context.Context) (Message, []*os.File, error) {
 		}
 		return nil, nil, err
 	}
+	resetSeen := false
 	for {
 		// net's ReadMsgUnix passes MSG_CMSG_CLOEXEC on Linux: received fds are close-on-exec.
 		n, oobn, flags, _, err := c.uc.ReadMsgUnix(c.buf, c.oob)
+		if errors.Is(err, unix.ECONNRESET) && !resetSeen {
+			// A peer that closed with our messages unread leaves ECONNRESET pending, and the
+			// kernel reports it before what the peer sent first (its last words, often). The
+			// error is consumed by reporting it once: read on, to the queued messages and then
+			// the end of the stream.
+			resetSeen = true
+			continue
+		}
 		got, cerr := parseRights(c.oob[:oobn])
 		files = append(files, got...)
 		mid := c.asm.inProgress()

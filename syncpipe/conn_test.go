@@ -233,6 +233,26 @@ func TestPeerClosed(t *testing.T) {
 	}
 }
 
+// TestLastWordsBeforeReset: a peer that sends, then closes with our message unread, leaves its
+// message readable before the end of the stream (the kernel reports ECONNRESET first).
+func TestLastWordsBeforeReset(t *testing.T) {
+	parent, child := pair(t)
+	ctx := ctxTimeout(t, 10*time.Second)
+	if err := child.Send(ctx, Ready{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := parent.Send(ctx, Start{}); err != nil { // never read
+		t.Fatal(err)
+	}
+	child.Close()
+	if _, _, err := syncpipe.Receive[Ready](ctx, parent); err != nil {
+		t.Fatalf("the peer's last message: %v", err)
+	}
+	if _, _, err := parent.Recv(ctx); !errors.Is(err, syncpipe.ErrPeerClosed) {
+		t.Fatalf("then: %v, want ErrPeerClosed", err)
+	}
+}
+
 func TestOversize(t *testing.T) {
 	parent, child := pair(t)
 	ctx := ctxTimeout(t, 10*time.Second)

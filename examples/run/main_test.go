@@ -18,9 +18,7 @@ import (
 func TestRunBundle(t *testing.T) {
 	testutil.RequireRoot(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "run")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := fixtures.BuildHere(t)
 
 	bundle := filepath.Join(dir, "bundle")
 	rootfs := filepath.Join(bundle, "rootfs")
@@ -34,7 +32,7 @@ func TestRunBundle(t *testing.T) {
 	var stdout strings.Builder
 	cmd.Stdout = &stdout
 	cmd.Stderr = os.Stderr
-	err = cmd.Run()
+	err := cmd.Run()
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee, "the container's exit status is the example's")
 	assert.Equal(t, 3, ee.ExitCode())

@@ -27,5 +27,12 @@ type Report struct {
 	FDs         map[string]string    `json:"fds"`   // fd number -> link target
 	Opens       map[string]string    `json:"opens"` // path asked with -open -> "ok" or the error
 	Uptime      string               `json:"uptime"`
-	Errors      []string             `json:"errors,omitempty"` // what the probe itself could not read
+	Reads       map[string]string    `json:"reads,omitempty"`       // contents of the files asked with -read (trimmed)
+	Personality string               `json:"personality,omitempty"` // /proc/self/personality
+	IOPrio      int                  `json:"ioprio"`                // ioprio_get(IOPRIO_WHO_PROCESS, pid)
+	Sched       [3]int               `json:"sched"`                 // sched_getattr(pid): policy, nice, priority
+	CPUs        []int                `json:"cpus,omitempty"`        // sched_getaffinity(pid): the main thread's cpus
+	Keyring     int32                `json:"keyring"`               // the session keyring's serial (0: none)
+	Winsize     [2]int               `json:"winsize"`               // rows, columns of stdin's terminal (0, 0: not a terminal)
+	Errors      []string             `json:"errors,omitempty"`      // what the probe itself could not read
 }

@@ -29,7 +29,7 @@ func main() {
 	r := probe.Report{
 		PID: os.Getpid(), PPID: os.Getppid(), UID: os.Getuid(), GID: os.Getgid(), EUID: os.Geteuid(),
 		Namespaces: map[string]uint64{}, Status: map[string]string{}, Rlimits: map[string][2]uint64{},
-		FDs: map[string]string{}, Opens: map[string]string{},
+		FDs: map[string]string{}, Opens: map[string]string{}, Reads: map[string]string{},
 	}
 	fail := func(what string, err error) { r.Errors = append(r.Errors, what+": "+err.Error()) }
 
@@ -73,6 +73,35 @@ func main() {
 	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
 		r.OOMScoreAdj = strings.TrimSpace(string(b))
 	}
+	if b, err := os.ReadFile("/proc/self/personality"); err == nil {
+		r.Personality = strings.TrimSpace(string(b))
+	}
+	const ioprioWhoProcess = 1
+	// The main thread's (the one that was exec'd): this goroutine may run on another thread.
+	if v, _, e := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, uintptr(os.Getpid()), 0); e == 0 {
+		r.IOPrio = int(v)
+	} else {
+		fail("ioprio_get", e)
+	}
+	if a, err := unix.SchedGetAttr(os.Getpid(), 0); err == nil {
+		r.Sched = [3]int{int(a.Policy), int(a.Nice), int(a.Priority)}
+	} else {
+		fail("sched_getattr", err)
+	}
+	var cpus unix.CPUSet
+	if err := unix.SchedGetaffinity(os.Getpid(), &cpus); err == nil {
+		for c := 0; c < len(cpus)*64; c++ {
+			if cpus.IsSet(c) {
+				r.CPUs = append(r.CPUs, c)
+			}
+		}
+	}
+	if id, err := unix.KeyctlGetKeyringID(unix.KEY_SPEC_SESSION_KEYRING, false); err == nil {
+		r.Keyring = int32(id)
+	}
+	if ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ); err == nil {
+		r.Winsize = [2]int{int(ws.Row), int(ws.Col)}
+	}
 	if b, err := os.ReadFile("/proc/uptime"); err == nil {
 		r.Uptime = strings.TrimSpace(string(b))
 	}
@@ -97,6 +126,7 @@ func main() {
 			r.Opens["read:"+p] = errText(err)
 		} else {
 			r.Opens["read:"+p] = fmt.Sprintf("%d bytes", len(b))
+			r.Reads[p] = strings.TrimSpace(string(b))
 		}
 	}
 	for _, p := range split(*mkdirs) {

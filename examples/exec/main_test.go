@@ -1,0 +1,36 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/libjail/libjail/internal/fixtures"
+	"github.com/libjail/libjail/internal/testutil"
+)
+
+func TestExecExample(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	bin := fixtures.BuildHere(t)
+	bundle := filepath.Join(dir, "bundle")
+	rootfs := filepath.Join(bundle, "rootfs")
+	require.NoError(t, fixtures.BuildRootfs(rootfs, true))
+	spec := fixtures.Spec(rootfs, "/bin/true")
+	spec.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
+	require.NoError(t, fixtures.WriteBundle(bundle, spec))
+
+	cmd := exec.Command(bin, "--bundle", bundle, "--id", testutil.Name(t, "exec"), "--", "/bin/sh", "-c", "read x; echo \"$x from $(hostname), init is $(cat /proc/1/cmdline | tr '\\0' ' ')\"; exit 4")
+	cmd.Stdin = strings.NewReader("hi\n")
+	cmd.Stderr = os.Stderr
+	b, err := cmd.Output()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 4, ee.ExitCode())
+	assert.Equal(t, "hi from libjail, init is /bin/sleep 3600 \n", string(b))
+}
