@@ -76,7 +76,6 @@ func cmdExec(g *globals, args []string) error {
 		p := *spec.Process
 		proc = &p
 		proc.Args = fs.Args()[1:]
-		proc.Terminal = *tty
 		proc.Env = append(append([]string(nil), proc.Env...), env...)
 		if *cwd != "" {
 			proc.Cwd = *cwd
@@ -89,10 +88,15 @@ func cmdExec(g *globals, args []string) error {
 		}
 		addCaps(proc, caps)
 	}
-	if *consoleSocket != "" || *tty || proc.Terminal {
-		return errNoTerminal
+	if *tty {
+		proc.Terminal = true
 	}
-	p, err := c.Exec(context.Background(), proc, libjail.ExecOptions{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+	if proc.Terminal && *consoleSocket == "" {
+		return errNoConsole
+	}
+	p, err := c.Exec(context.Background(), proc, libjail.ExecOptions{
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, ConsoleSocket: *consoleSocket,
+	})
 	if err != nil {
 		return err
 	}

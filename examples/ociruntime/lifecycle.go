@@ -18,8 +18,9 @@ import (
 	"github.com/libjail/libjail"
 )
 
-// errNoTerminal refuses what needs a pseudo-terminal: the library does not hand one out yet.
-var errNoTerminal = errors.New("terminals (--console-socket, --tty, process.terminal) are not supported yet")
+// errNoConsole refuses a terminal with nowhere to send its master: a foreground terminal (this
+// process relaying its own tty) is not implemented.
+var errNoConsole = errors.New("process.terminal needs --console-socket (a terminal relayed by this command is not supported)")
 
 // createOpts are the flags create and run share.
 type createOpts struct {
@@ -70,15 +71,15 @@ func createContainer(g *globals, id string, o *createOpts) (*libjail.Container, 
 	if err != nil {
 		return nil, err
 	}
-	if o.consoleSocket != "" || (spec.Process != nil && spec.Process.Terminal) {
-		return nil, errNoTerminal
+	if spec.Process != nil && spec.Process.Terminal && o.consoleSocket == "" {
+		return nil, errNoConsole
 	}
 	if id == podsDir {
 		return nil, fmt.Errorf("container id %q is reserved for the pod records", id)
 	}
 	opts := libjail.Options{
 		Bundle: bundle, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		StateDir: g.root, NoPivot: o.noPivot, Logger: g.log,
+		StateDir: g.root, NoPivot: o.noPivot, Logger: g.log, ConsoleSocket: o.consoleSocket,
 	}
 	c, err := newContainer(g, id, spec, opts)
 	if err != nil {
@@ -287,12 +288,10 @@ func removeLeftover(g *globals, id string) error {
 
 // destroy removes a container and, when it was the last of its pod, the pod.
 func destroy(g *globals, c *libjail.Container, force bool) error {
-	spec, _ := loadSpec(c.State().Bundle)
-	err := c.Destroy(force)
-	if err != nil {
+	if err := c.Destroy(force); err != nil {
 		return err
 	}
-	return leavePod(g, c.ID(), spec)
+	return leavePod(g, c.ID())
 }
 
 func cmdRun(g *globals, args []string) error {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -423,4 +424,124 @@ func TestLogJSON(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &rec), "%s", b)
 	assert.Equal(t, "error", rec["level"])
 	assert.Contains(t, rec["msg"], "does not exist")
+}
+
+// TestPod creates two containers under one parent cgroup: they form a pod whose cgroup holds the
+// pod-level device rules, removed with the last container.
+func TestPod(t *testing.T) {
+	r := newRuntime(t)
+	devDir := testutil.RequireCgroupV1(t, "devices")
+	podCg := testutil.Name(t, "pod")
+	t.Cleanup(func() {
+		// Whatever happened, no pod cgroup stays (containers were deleted by the runtime's cleanup,
+		// registered after this one, so it runs first).
+		for _, d := range []string{devDir} {
+			os.Remove(filepath.Join(d, podCg))
+		}
+	})
+	b1 := r.bundle("/"+podCg, "sleep", "1000")
+	b2 := r.bundle("/"+podCg, "sleep", "1000")
+	id1, _ := r.create(b1)
+	id2, _ := r.create(b2)
+	podID := podCg
+	_, err := os.Stat(filepath.Join(r.root, podsDir, podID+".json"))
+	require.NoError(t, err, "the pod is recorded")
+	ids, err := members(r.root, podID)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{id1, id2}, ids)
+
+	// The pod cgroup is restricted (not the allow-all of a fresh v1 devices cgroup), and both
+	// containers are inside it.
+	list, err := os.ReadFile(filepath.Join(devDir, podCg, "devices.list"))
+	require.NoError(t, err)
+	assert.NotContains(t, string(list), "a *:* rwm")
+	spec1, err := loadSpec(b1)
+	require.NoError(t, err)
+	_, err = os.Stat(filepath.Join(devDir, spec1.Linux.CgroupsPath))
+	require.NoError(t, err)
+
+	r.ok("start", id1)
+	r.ok("start", id2)
+	r.ok("delete", "--force", id1)
+	_, err = os.Stat(filepath.Join(devDir, podCg))
+	require.NoError(t, err, "the pod outlives its first container")
+	r.ok("delete", "--force", id2)
+	_, err = os.Stat(filepath.Join(devDir, podCg))
+	assert.ErrorIs(t, err, os.ErrNotExist, "the pod goes with its last container")
+	_, err = os.Stat(filepath.Join(r.root, podsDir, podID+".json"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	ids, err = members(r.root, podID)
+	require.NoError(t, err)
+	assert.Empty(t, ids)
+}
+
+// TestConsoleSocket creates a container with a terminal: its pty master comes through the
+// socket and carries the container's output.
+func TestConsoleSocket(t *testing.T) {
+	r := newRuntime(t)
+	sock := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	require.NoError(t, err)
+	defer l.Close()
+	masters := make(chan *os.File, 1)
+	go func() {
+		defer close(masters)
+		conn, err := l.AcceptUnix()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		oob := make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := conn.ReadMsgUnix(make([]byte, 4096), oob)
+		if err != nil {
+			return
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			return
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) != 1 {
+			return
+		}
+		// Non-blocking, so the file uses the poller and read deadlines work.
+		if unix.SetNonblock(fds[0], true) != nil {
+			unix.Close(fds[0])
+			return
+		}
+		masters <- os.NewFile(uintptr(fds[0]), "pty-master")
+	}()
+
+	dir := filepath.Join(t.TempDir(), "bundle")
+	require.NoError(t, fixtures.BuildRootfs(filepath.Join(dir, "rootfs"), true))
+	spec := fixtures.Spec(filepath.Join(dir, "rootfs"), "/bin/sh", "-c", "echo tty-ok; sleep 1000")
+	spec.Process.Terminal = true
+	spec.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
+	require.NoError(t, fixtures.WriteBundle(dir, spec))
+
+	// Without a socket, a terminal is refused.
+	r.fails("create", "--bundle", dir, testutil.Name(t, "c"))
+
+	id := testutil.Name(t, "c")
+	r.ids = append(r.ids, id)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	r.ok("create", "--bundle", dir, "--console-socket", sock, "--pid-file", pidFile, id)
+	if b, err := os.ReadFile(pidFile); err == nil {
+		if pid, err := strconv.Atoi(string(b)); err == nil {
+			r.track(pid)
+		}
+	}
+	master, ok := <-masters
+	require.True(t, ok, "no pty master received")
+	defer master.Close()
+	r.ok("start", id)
+	require.NoError(t, master.SetReadDeadline(time.Now().Add(10*time.Second)))
+	var got strings.Builder
+	buf := make([]byte, 256)
+	for !strings.Contains(got.String(), "tty-ok") {
+		n, err := master.Read(buf)
+		got.Write(buf[:n])
+		require.NoError(t, err, "read so far: %q", got.String())
+	}
+	r.ok("delete", "--force", id)
 }
