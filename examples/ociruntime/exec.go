@@ -91,7 +91,7 @@ func cmdExec(g *globals, args []string) error {
 	if *tty {
 		proc.Terminal = true
 	}
-	if proc.Terminal && *consoleSocket == "" {
+	if proc.Terminal && *consoleSocket == "" && *detach {
 		return errNoConsole
 	}
 	p, err := c.Exec(context.Background(), proc, libjail.ExecOptions{
@@ -107,6 +107,10 @@ func cmdExec(g *globals, args []string) error {
 	if *detach {
 		return nil
 	}
+	drain := func() {}
+	if master := p.Console(); master != nil {
+		drain = relay(master)
+	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
 	defer signal.Stop(sigs)
@@ -116,6 +120,7 @@ func cmdExec(g *globals, args []string) error {
 		}
 	}()
 	ps, err := p.Wait()
+	drain()
 	if err != nil {
 		return err
 	}

@@ -18,14 +18,18 @@ import (
 	"github.com/libjail/libjail"
 )
 
-// errNoConsole refuses a terminal with nowhere to send its master: a foreground terminal (this
-// process relaying its own tty) is not implemented.
-var errNoConsole = errors.New("process.terminal needs --console-socket (a terminal relayed by this command is not supported)")
+// errNoConsole refuses a terminal with nowhere to send its master: only a foreground run or exec
+// relays one through its own stdio.
+var errNoConsole = errors.New("a terminal needs --console-socket unless the process runs in the foreground")
+
+// seccompCacheDir is the directory under the root where compiled seccomp profiles are kept.
+const seccompCacheDir = "seccomp-cache"
 
 // createOpts are the flags create and run share.
 type createOpts struct {
 	bundle, pidFile, consoleSocket string
 	noPivot                        bool
+	foreground                     bool // run without --detach: a terminal may be relayed here
 }
 
 func (o *createOpts) define(fs interface {
@@ -71,15 +75,20 @@ func createContainer(g *globals, id string, o *createOpts) (*libjail.Container, 
 	if err != nil {
 		return nil, err
 	}
-	if spec.Process != nil && spec.Process.Terminal && o.consoleSocket == "" {
+	if spec.Process != nil && spec.Process.Terminal && o.consoleSocket == "" && !o.foreground {
 		return nil, errNoConsole
 	}
-	if id == podsDir {
-		return nil, fmt.Errorf("container id %q is reserved for the pod records", id)
+	if id == podsDir || id == seccompCacheDir {
+		return nil, fmt.Errorf("container id %q is reserved: the runtime keeps its own records there", id)
+	}
+	if err := os.MkdirAll(g.root, 0o711); err != nil {
+		return nil, err
 	}
 	opts := libjail.Options{
 		Bundle: bundle, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		StateDir: g.root, NoPivot: o.noPivot, Logger: g.log, ConsoleSocket: o.consoleSocket,
+		// One container per process: a compiled seccomp profile is worth keeping on disk.
+		SeccompCacheDir: filepath.Join(g.root, seccompCacheDir),
 	}
 	c, err := newContainer(g, id, spec, opts)
 	if err != nil {
@@ -276,7 +285,7 @@ func cmdDelete(g *globals, args []string) error {
 
 // removeLeftover removes root/<id> when it holds no state: what a failed create can leave.
 func removeLeftover(g *globals, id string) error {
-	if id == podsDir || filepath.Base(id) != id || id == "." || id == ".." {
+	if id == podsDir || id == seccompCacheDir || filepath.Base(id) != id || id == "." || id == ".." {
 		return nil
 	}
 	dir := filepath.Join(g.root, id)
@@ -306,11 +315,17 @@ func cmdRun(g *globals, args []string) error {
 	if err := parse(fs, args, 1, 1); err != nil {
 		return err
 	}
+	o.foreground = !*detach
 	c, err := createContainer(g, fs.Arg(0), &o)
 	if err != nil {
 		return err
 	}
+	drain := func() {}
+	if master := c.Console(); master != nil {
+		drain = relay(master)
+	}
 	if err := c.Start(context.Background()); err != nil {
+		drain()
 		_ = destroy(g, c, true)
 		return err
 	}
@@ -328,6 +343,7 @@ func cmdRun(g *globals, args []string) error {
 		}
 	}()
 	ps, werr := c.Wait()
+	drain()
 	if *keep {
 		c.Release()
 	} else if err := destroy(g, c, true); err != nil {

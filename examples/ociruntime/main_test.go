@@ -22,6 +22,7 @@ import (
 
 	"github.com/libjail/libjail/internal/fixtures"
 	"github.com/libjail/libjail/internal/testutil"
+	"github.com/libjail/libjail/seccomp"
 )
 
 // bin is the ociruntime binary the tests drive, built once by TestMain.
@@ -175,11 +176,20 @@ func (r *runtime) fails(args ...string) string {
 // when given, else at the root).
 func (r *runtime) bundle(parent string, args ...string) string {
 	r.t.Helper()
+	return r.bundleWith(parent, nil, args...)
+}
+
+// bundleWith is bundle with the spec changed by edit first.
+func (r *runtime) bundleWith(parent string, edit func(*specs.Spec), args ...string) string {
+	r.t.Helper()
 	dir := filepath.Join(r.t.TempDir(), "bundle")
 	rootfs := filepath.Join(dir, "rootfs")
 	require.NoError(r.t, fixtures.BuildRootfs(rootfs, true))
 	spec := fixtures.Spec(rootfs, args...)
 	spec.Linux.CgroupsPath = parent + "/" + testutil.Name(r.t, "ctr")
+	if edit != nil {
+		edit(spec)
+	}
 	require.NoError(r.t, fixtures.WriteBundle(dir, spec))
 	return dir
 }
@@ -249,6 +259,10 @@ func TestLifecycle(t *testing.T) {
 	assert.Equal(t, 7, code)
 	assert.Equal(t, "/tmp x=1\n", r.ok("exec", "--cwd", "/tmp", "--env", "X=1", id, "sh", "-c", "echo $(pwd) x=$X"))
 	assert.Equal(t, "65534:65534\n", r.ok("exec", "--user", "65534:65534", id, "sh", "-c", "echo $(id -u):$(id -g)"))
+	// --tty in the foreground: the pty is relayed through exec's stdio.
+	out, errOut, code := r.run(nil, "exec", "--tty", id, "sh", "-c", "test -t 1 && echo on-a-tty")
+	assert.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "on-a-tty")
 
 	// exec --process --detach: the process shows in ps.
 	proc := filepath.Join(t.TempDir(), "process.json")
@@ -349,6 +363,23 @@ func TestRun(t *testing.T) {
 
 	_, _, code = r.run(nil, "run", "--bundle", r.bundle("", "false"), testutil.Name(t, "run"))
 	assert.Equal(t, 1, code)
+
+	// A terminal in the foreground is relayed through run's own stdio.
+	tty := r.bundleWith("", func(s *specs.Spec) { s.Process.Terminal = true },
+		"/bin/sh", "-c", "read line; test -t 0 && echo \"tty $line\"; exit 4")
+	out, errOut, code = r.run(strings.NewReader("hi\n"), "run", "--bundle", tty, testutil.Name(t, "run"))
+	assert.Equal(t, 4, code, errOut)
+	assert.Contains(t, out, "tty hi")
+
+	// The default seccomp profile: compiled once, then found in the root's cache.
+	sc := r.bundleWith("", func(s *specs.Spec) { s.Linux.Seccomp = seccomp.Default() }, "true")
+	for range 2 {
+		_, errOut, code = r.run(nil, "run", "--bundle", sc, testutil.Name(t, "run"))
+		assert.Equal(t, 0, code, errOut)
+	}
+	cached, err := filepath.Glob(filepath.Join(r.root, seccompCacheDir, "*.json"))
+	require.NoError(t, err)
+	assert.Len(t, cached, 1)
 
 	// --detach returns with the container running.
 	id = testutil.Name(t, "run")
