@@ -10,9 +10,10 @@ import (
 
 // relay joins a terminal's master to this process's stdio, for run and exec in the foreground
 // without --console-socket: stdin goes in (in raw mode when it is a terminal, whose window size
-// the pty takes), the output comes out. The returned func waits for the output to drain (the
-// master reads EIO once the last slave closes, bounded by a short timeout) and restores stdin.
-func relay(master *os.File) func() {
+// the pty takes), the output comes out. drain waits for the output to end (the master reads EIO
+// once the last slave closes, bounded by a short timeout) and restores stdin; resize copies
+// stdin's window size again (on SIGWINCH).
+func relay(master *os.File) (drain, resize func()) {
 	in := int(os.Stdin.Fd())
 	var restore func()
 	if old, err := unix.IoctlGetTermios(in, unix.TCGETS); err == nil {
@@ -25,17 +26,20 @@ func relay(master *os.File) func() {
 		if unix.IoctlSetTermios(in, unix.TCSETS, &raw) == nil {
 			restore = func() { _ = unix.IoctlSetTermios(in, unix.TCSETS, old) }
 		}
+	}
+	resize = func() {
 		if ws, err := unix.IoctlGetWinsize(in, unix.TIOCGWINSZ); err == nil {
 			_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
 		}
 	}
+	resize()
 	go func() { _, _ = io.Copy(master, os.Stdin) }()
 	drained := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(os.Stdout, master) // ends with EIO when the container side closes
 		close(drained)
 	}()
-	return func() {
+	drain = func() {
 		select {
 		case <-drained:
 		case <-time.After(2 * time.Second):
@@ -45,4 +49,5 @@ func relay(master *os.File) func() {
 			restore()
 		}
 	}
+	return drain, resize
 }

@@ -107,15 +107,19 @@ func cmdExec(g *globals, args []string) error {
 	if *detach {
 		return nil
 	}
-	drain := func() {}
+	drain, resize := func() {}, func() {}
 	if master := p.Console(); master != nil {
-		drain = relay(master)
+		drain, resize = relay(master)
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
 	defer signal.Stop(sigs)
 	go func() {
 		for s := range sigs {
+			if s == unix.SIGWINCH {
+				resize() // the terminal's size, not a signal to pass on
+				continue
+			}
 			_ = p.Signal(s.(syscall.Signal))
 		}
 	}()

@@ -187,19 +187,21 @@ func cmdState(g *globals, args []string) error {
 	if err := parse(fs, args, 1, 1); err != nil {
 		return err
 	}
-	return withContainer(g, fs.Arg(0), func(c *libjail.Container) error {
-		st := stateJSON{State: c.State()}
-		if st.Status == specs.StateStopped {
-			st.Pid = 0
+	return withContainer(g, fs.Arg(0), func(c *libjail.Container) error { return printJSON(stateOf(c)) })
+}
+
+func stateOf(c *libjail.Container) stateJSON {
+	st := stateJSON{State: c.State()}
+	if st.Status == specs.StateStopped {
+		st.Pid = 0
+	}
+	if spec, err := loadSpec(st.Bundle); err == nil && spec.Root != nil {
+		st.Rootfs = spec.Root.Path
+		if !filepath.IsAbs(st.Rootfs) {
+			st.Rootfs = filepath.Join(st.Bundle, st.Rootfs)
 		}
-		if spec, err := loadSpec(st.Bundle); err == nil && spec.Root != nil {
-			st.Rootfs = spec.Root.Path
-			if !filepath.IsAbs(st.Rootfs) {
-				st.Rootfs = filepath.Join(st.Bundle, st.Rootfs)
-			}
-		}
-		return printJSON(st)
-	})
+	}
+	return st
 }
 
 func printJSON(v any) error {
@@ -262,8 +264,9 @@ func cmdDelete(g *globals, args []string) error {
 	c, err := libjail.Load(g.root, id, libjail.Options{Logger: g.log})
 	if errors.Is(err, libjail.ErrNotExist) {
 		if *force {
-			// A create that died before saving any state may have left its directory.
-			return removeLeftover(g, id)
+			// A create that died before saving any state may have left its directory, and a
+			// pod its membership.
+			return errors.Join(removeLeftover(g, id), leavePod(g, id))
 		}
 		return fmt.Errorf("container %q does not exist", id)
 	}
@@ -320,9 +323,9 @@ func cmdRun(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	drain := func() {}
+	drain, resize := func() {}, func() {}
 	if master := c.Console(); master != nil {
-		drain = relay(master)
+		drain, resize = relay(master)
 	}
 	if err := c.Start(context.Background()); err != nil {
 		drain()
@@ -339,6 +342,10 @@ func cmdRun(g *globals, args []string) error {
 	defer signal.Stop(sigs)
 	go func() {
 		for s := range sigs {
+			if s == unix.SIGWINCH {
+				resize() // the terminal's size, not a signal to pass on
+				continue
+			}
 			_ = c.Signal(s.(syscall.Signal))
 		}
 	}()

@@ -1,18 +1,3 @@
-// ociruntime is a command line with the OCI runtime command-line interface of runc, so that
-// container engines (through their runtime option) and the OCI runtime validation suite can drive
-// libjail as they drive runc.
-//
-//	ociruntime [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND [OPTIONS] ID [ARGS]
-//
-// Commands: create, start, state, kill, delete, run, exec, ps, pause, resume, update, features.
-// Container state lives in --root (default /run/libjail), one directory per container, so every
-// command may run in a different process. Errors go to stderr and to the log, and the exit status
-// is 1; run and exec in the foreground exit with their process's status (128+n when killed by
-// signal n).
-//
-// A container whose linux.cgroupsPath has a parent other than the root (for example /pod1/ctr1)
-// belongs to the pod of that parent cgroup: the pod cgroup is created with the first such
-// container, holds the pod-level device rules, and is removed with the last one.
 package main
 
 import (
@@ -44,7 +29,7 @@ type globals struct {
 var commands = map[string]func(g *globals, args []string) error{
 	"create": cmdCreate, "start": cmdStart, "state": cmdState, "kill": cmdKill, "delete": cmdDelete,
 	"run": cmdRun, "exec": cmdExec, "ps": cmdPs, "pause": cmdPause, "resume": cmdResume,
-	"update": cmdUpdate, "features": cmdFeatures,
+	"update": cmdUpdate, "features": cmdFeatures, "list": cmdList,
 }
 
 // usages are the commands' synopses, in the order help lists them.
@@ -61,6 +46,7 @@ var usages = []struct{ name, text string }{
 	{"resume", "resume ID"},
 	{"update", "update [--resources FILE|-] [--memory N] [--pids-limit N] [--cpu-quota N] ... ID"},
 	{"features", "features"},
+	{"list", "list [--format table|json] [--quiet]"},
 }
 
 func usageOf(name string) string {

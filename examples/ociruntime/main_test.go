@@ -248,6 +248,13 @@ func TestLifecycle(t *testing.T) {
 	assert.Equal(t, filepath.Join(bundle, "rootfs"), st.Rootfs)
 	assert.Equal(t, specs.Version, st.Version)
 
+	assert.Contains(t, strings.Fields(r.ok("list", "--quiet")), id)
+	var list []stateJSON
+	require.NoError(t, json.Unmarshal([]byte(r.ok("list", "--format", "json")), &list))
+	require.Len(t, list, 1)
+	assert.Equal(t, st, list[0])
+	assert.Contains(t, r.ok("list"), id)
+
 	r.ok("start", id)
 	st = r.state(id)
 	assert.Equal(t, specs.StateRunning, st.Status)

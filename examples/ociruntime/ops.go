@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -234,4 +235,54 @@ func readAll(f *os.File) ([]byte, error) {
 	var buf bytes.Buffer
 	_, err := buf.ReadFrom(f)
 	return buf.Bytes(), err
+}
+
+func cmdList(g *globals, args []string) error {
+	fs := flags("list")
+	format := fs.String("format", "table", "table or json")
+	alias(fs, "f", "format")
+	quiet := fs.Bool("quiet", false, "print the ids only")
+	alias(fs, "q", "quiet")
+	if err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(g.root)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	states := []stateJSON{}
+	for _, e := range ents {
+		if !e.IsDir() || e.Name() == podsDir || e.Name() == seccompCacheDir {
+			continue
+		}
+		c, err := libjail.Load(g.root, e.Name(), libjail.Options{Logger: g.log})
+		if err != nil {
+			continue // being created or deleted right now
+		}
+		states = append(states, stateOf(c))
+		c.Release()
+	}
+	switch {
+	case *quiet:
+		for _, st := range states {
+			fmt.Println(st.ID)
+		}
+		return nil
+	case *format == "json":
+		b, err := json.Marshal(states)
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(append(b, '\n'))
+		return err
+	case *format == "table":
+		w := tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0)
+		fmt.Fprintln(w, "ID\tPID\tSTATUS\tBUNDLE\tOWNER")
+		for _, st := range states {
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", st.ID, st.Pid, st.Status, st.Bundle, "root")
+		}
+		return w.Flush()
+	default:
+		return fmt.Errorf("list: --format %q: want table or json", *format)
+	}
 }
