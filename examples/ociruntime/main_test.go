@@ -388,6 +388,13 @@ func TestRun(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, cached, 1)
 
+	// --keep leaves the stopped container to delete.
+	id = testutil.Name(t, "run")
+	r.ids = append(r.ids, id)
+	r.ok("run", "--keep", "--bundle", r.bundle("", "true"), id)
+	assert.Equal(t, specs.StateStopped, r.state(id).Status)
+	r.ok("delete", id)
+
 	// --detach returns with the container running.
 	id = testutil.Name(t, "run")
 	r.ids = append(r.ids, id)
