@@ -146,6 +146,9 @@ func validID(id string) error {
 func (c *Container) plan() error {
 	var err error
 	spec := c.spec
+	if err := checkUnsupported(spec); err != nil {
+		return err
+	}
 	if c.ns, err = namespaces.Plan(spec); err != nil {
 		return err
 	}

@@ -76,8 +76,7 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 		return StepCgroup, err
 	}
 	if err := cg.Create(); err != nil {
-		_ = cg.Destroy()
-		return StepCgroup, err
+		return StepCgroup, err // Create removed what it made, and nothing else
 	}
 	c.mu.Lock()
 	c.cg = cg

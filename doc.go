@@ -17,13 +17,15 @@
 //	        (pod first), start the child in its namespaces (born in its v2 cgroup), place it in
 //	        its v1 cgroups, write oom_score_adj, make idmapped mounts, send the plan
 //	child:  join namespaces (a cgo constructor, before the Go runtime) → close inherited fds →
-//	        receive plan → cgroup namespace → prepare root → mount → device nodes →
-//	        [parent: prestart, createRuntime hooks] → createContainer hooks → enter root
-//	        (pivot_root, or MS_MOVE+chroot) → cwd → finish root (masked, read-only paths) →
-//	        hostname → rlimits → seccomp (without no_new_privs: while CAP_SYS_ADMIN is held) →
-//	        user → capabilities → no_new_privs → ready
+//	        receive plan (with idmapped mounts) → session keyring → cgroup namespace → prepare
+//	        root → mount → device nodes → [parent: prestart, createRuntime hooks] →
+//	        createContainer hooks → enter root (pivot_root, or MS_MOVE+chroot) → cwd → sysctls
+//	        (through the verified procfs) → finish root (masked, read-only paths) → hostname →
+//	        terminal → rlimits → personality, I/O priority, scheduler → seccomp (without
+//	        no_new_privs: while CAP_SYS_ADMIN is held) → user → capabilities → no_new_privs →
+//	        ready
 //	parent: Start (a message, or the FIFO of a persistent container) →
-//	child:  startContainer hooks → seccomp (with no_new_privs: last) → execve
+//	child:  startContainer hooks → LSM labels → seccomp (with no_new_privs: last) → execve
 //	parent: poststart hooks
 //
 // This improves on the architecture's sketch in two places: the no_new_privs seccomp filter is

@@ -104,8 +104,7 @@ func NewPod(id string, opts PodOptions) (p *Pod, err error) {
 		return nil, podErr(id, StepCgroup, err)
 	}
 	if err := p.cg.Create(); err != nil {
-		_ = p.cg.Destroy()
-		p.cg = nil
+		p.cg = nil // Create removed what it made, and nothing else
 		return nil, podErr(id, StepCgroup, err)
 	}
 	p.cgPath, p.cgPlan = plan.Path, plan

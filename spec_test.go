@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/libjail/libjail/cgroups"
 	"github.com/libjail/libjail/internal/fixtures"
 	"github.com/libjail/libjail/internal/testutil"
 )
@@ -230,5 +231,48 @@ func TestReadonlyRootAndNoPivot(t *testing.T) {
 		assert.Equal(t, "ok", r.Opens["write:/tmp/y"], "a tmpfs on it is writable")
 		assert.Equal(t, "/made/for/cwd", r.Cwd)
 		assert.Equal(t, 1, r.PID)
+	}
+}
+
+// TestCgroupsPathMustBeNew: a spec naming an existing cgroup (another container's, the agent's) is
+// refused: the container would impose its limits and device rules on it, and Destroy would kill
+// every process in it.
+func TestCgroupsPathMustBeNew(t *testing.T) {
+	testutil.RequireRoot(t)
+	victim := fixtures.Spec(fixtures.Rootfs(t), "/bin/sleep", "60")
+	victim.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
+	v, err := New(testutil.Name(t, "victim"), victim, Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = v.Destroy(true) })
+	require.NoError(t, v.Start(t.Context()))
+
+	spec := probeSpec(t)
+	spec.Linux.CgroupsPath = victim.Linux.CgroupsPath
+	c, err := New(testutil.Name(t, "c"), spec, Options{})
+	require.NoError(t, err)
+	err = c.Start(t.Context())
+	require.ErrorIs(t, err, cgroups.ErrExists)
+	assert.Contains(t, err.Error(), "linux.cgroupsPath")
+	assert.Equal(t, StatusRunning, v.Status(), "the other container lives on")
+	pids, err := v.Pids()
+	require.NoError(t, err)
+	assert.Contains(t, pids, v.Pid(), "in its cgroup, which is still there")
+}
+
+func TestUnsupportedSectionsRefused(t *testing.T) {
+	rootfs := t.TempDir()
+	for field, edit := range map[string]func(*specs.Spec){
+		"linux.intelRdt":     func(s *specs.Spec) { s.Linux.IntelRdt = &specs.LinuxIntelRdt{ClosID: "x"} },
+		"linux.memoryPolicy": func(s *specs.Spec) { s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: "MPOL_BIND"} },
+		"linux.netDevices":   func(s *specs.Spec) { s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"eth1": {}} },
+		"windows":            func(s *specs.Spec) { s.Windows = &specs.Windows{} },
+		"vm":                 func(s *specs.Spec) { s.VM = &specs.VM{} },
+		"ociVersion":         func(s *specs.Spec) { s.Version = "2.0.0" },
+	} {
+		spec := fixtures.Spec(rootfs, "/bin/true")
+		edit(spec)
+		_, err := New("unsupported", spec, Options{})
+		require.ErrorIs(t, err, ErrInvalidSpec, field)
+		assert.Contains(t, err.Error(), field)
 	}
 }

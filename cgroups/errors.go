@@ -11,6 +11,8 @@ var (
 	ErrNotSupported = errors.New("not supported")
 	// ErrInvalid means a spec value is out of range or malformed.
 	ErrInvalid = errors.New("invalid value")
+	// ErrExists is a cgroup that exists already: Create only makes new ones.
+	ErrExists = errors.New("cgroup exists")
 )
 
 // FieldError ties an error to the spec field (e.g. "linux.resources.memory.swap") or the step

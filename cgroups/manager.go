@@ -130,7 +130,8 @@ func (m *fsManager) Create() (err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	defer func() {
-		if err != nil {
+		// Someone else's cgroup is never removed: only what this Create made.
+		if err != nil && !errors.Is(err, ErrExists) {
 			m.removeAll()
 		}
 	}()
@@ -160,6 +161,21 @@ var treeMu sync.Mutex
 func (m *fsManager) makeDirs() error {
 	treeMu.Lock()
 	defer treeMu.Unlock()
+	// A container's cgroup is its own: an existing one (another container's, the agent's, a
+	// system cgroup) would get this container's limits and device rules, and Destroy would kill
+	// every process in it.
+	dirs := []string{m.v2}
+	for _, d := range m.v1 {
+		dirs = append(dirs, d.dir)
+	}
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		if _, err := os.Lstat(d); err == nil {
+			return &FieldError{Field: "linux.cgroupsPath", Err: fmt.Errorf("%w: %s", ErrExists, d)}
+		}
+	}
 	for _, d := range m.v1 {
 		made, err := mkdirAll(d.dir)
 		m.created = append(m.created, made...)

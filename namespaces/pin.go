@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -155,6 +156,9 @@ func startHolder(types []Type, opts PinOptions) (pid int, done func() error, err
 	cmd.Env = []string{}
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	spec := nsenter.Spec{Hold: true}
+	// A held pid namespace's init is seen by every container of it: shut it away from the host
+	// (unless the mount namespace is pinned too, which the jail would replace).
+	spec.Jail = slices.Contains(types, PID) && !slices.Contains(types, Mount)
 	var userFile *os.File
 	for _, t := range types {
 		switch {

@@ -11,6 +11,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -100,10 +102,52 @@ static int new_timens(const long long off[4]) {
 	return ret;
 }
 
+// jail shuts a pod's pid-namespace holder away from the host. It is pid 1 of the pod's pid
+// namespace, so every container of the pod sees it: through /proc/1/root, /proc/1/ns/mnt and
+// /proc/1/ns/cgroup it would otherwise hand them the host's filesystem and cgroup namespace. It
+// moves into a mount namespace holding nothing but an empty read-only tmpfs and a cgroup namespace
+// of its own, then gives up every capability and becomes undumpable (no ptrace, no /proc access
+// without CAP_SYS_PTRACE over the host).
+static int jail(void) {
+	if (unshare(CLONE_NEWNS | CLONE_NEWCGROUP) < 0)
+		return -1;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return -1;
+	// /proc always exists; in this private namespace covering it hides nothing from anyone else.
+	if (mount("libjail-holder", "/proc", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0500") < 0)
+		return -1;
+	if (chdir("/proc") < 0)
+		return -1;
+	// pivot_root with old and new root the same, then detach the old: only the tmpfs is left. A
+	// root on rootfs (an initramfs) cannot be pivoted: then only chroot, and the host's mounts stay
+	// in this namespace, unreachable to the holder but not to a setns into it; refuse that.
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		return -1;
+	if (umount2(".", MNT_DETACH) < 0)
+		return -1;
+	if (chdir("/") < 0)
+		return -1;
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+		return -1;
+	for (int c = 0; c <= 63; c++)
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+			return -1;
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2];
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		return -1;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return -1;
+	return 0;
+}
+
 // hold keeps a pinning helper alive: it reports readiness with one byte on fd 1 and exits when fd 0
 // reaches EOF. It never returns into the embedding program.
-static void hold(void) {
+static void hold(int jailing) {
 	char c = 'r';
+	if (!libjail_nsenter_result.failed && jailing && jail() < 0)
+		fail(LIBJAIL_STEP_JAIL, CLONE_NEWNS, errno);
 	if (!libjail_nsenter_result.failed) {
 		// As the init of a pinned pid namespace it inherits the orphans of that namespace: let the
 		// kernel reap them.
@@ -127,7 +171,7 @@ __attribute__((constructor)) static void libjail_nsenter(void) {
 	prctl(PR_GET_PDEATHSIG, &inherited_pdeathsig);
 
 	struct { int fd; int ns; int pidfd; } joins[MAX_JOINS];
-	int njoins = 0, unshare_flags = 0, holding = 0, timens = 0, pdeathsig = 0, usersync = -1;
+	int njoins = 0, unshare_flags = 0, holding = 0, jailing = 0, timens = 0, pdeathsig = 0, usersync = -1;
 	long long time_off[4] = {0, 0, 0, 0};
 
 	// Grammar: comma-separated items; "<ns>=<fd>", "pidfd=<fd>:<flags>", "unshare=<flags>", "hold".
@@ -139,6 +183,8 @@ __attribute__((constructor)) static void libjail_nsenter(void) {
 			comma = p + strlen(p);
 		if (comma - p == 4 && memcmp(p, "hold", 4) == 0) {
 			holding = 1;
+		} else if (comma - p == 4 && memcmp(p, "jail", 4) == 0) {
+			jailing = 1;
 		} else if (eq != NULL && eq < comma && eq - p == 6 && memcmp(p, "timens", 6) == 0) {
 			// timens=<monotonic s>:<ns>:<boottime s>:<ns>
 			const char *q = eq + 1;
@@ -297,5 +343,5 @@ out:
 	// environment array in place, which is the one the Go runtime reads later.
 	unsetenv(LIBJAIL_NSENTER_ENV);
 	if (holding)
-		hold();
+		hold(jailing);
 }

@@ -29,6 +29,7 @@ const (
 	StepTimeNS     Step = C.LIBJAIL_STEP_TIMENS      // creating, offsetting and entering a time ns
 	StepPdeathsig  Step = C.LIBJAIL_STEP_PDEATHSIG   // prctl(PR_SET_PDEATHSIG)
 	StepUserMap    Step = C.LIBJAIL_STEP_USERMAP     // waiting for the parent to write id maps
+	StepJail       Step = C.LIBJAIL_STEP_JAIL        // shutting a pid-namespace holder away from the host
 )
 
 func (s Step) String() string {
@@ -47,6 +48,8 @@ func (s Step) String() string {
 		return "set parent-death signal"
 	case StepUserMap:
 		return "wait for id maps"
+	case StepJail:
+		return "jail the pid namespace holder"
 	}
 	return "step " + strconv.Itoa(int(s))
 }
@@ -117,6 +120,9 @@ type Spec struct {
 	// Pdeathsig is set with PR_SET_PDEATHSIG as the last step (0: left alone).
 	Pdeathsig int
 	Hold      bool
+	// Jail shuts the holder away from the host (empty mount and new cgroup namespace, no
+	// capabilities, undumpable): a pinned pid namespace's holder is visible to every container.
+	Jail bool
 }
 
 // TimeOffsets are the clock offsets of a new time namespace.
@@ -153,6 +159,9 @@ func (s Spec) String() string {
 	}
 	if s.Hold {
 		items = append(items, "hold")
+	}
+	if s.Jail {
+		items = append(items, "jail")
 	}
 	return strings.Join(items, ",")
 }

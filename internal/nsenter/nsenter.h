@@ -11,6 +11,7 @@ enum {
 	LIBJAIL_STEP_TIMENS = 5,
 	LIBJAIL_STEP_PDEATHSIG = 6,
 	LIBJAIL_STEP_USERMAP = 7,
+	LIBJAIL_STEP_JAIL = 8,
 };
 
 struct libjail_nsenter_result {
