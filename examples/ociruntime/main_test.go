@@ -230,8 +230,22 @@ func (r *runtime) waitStatus(id string, want specs.ContainerState) {
 	}
 }
 
-// loop is a container process that exits 0 on SIGTERM (an init without a handler ignores it).
-var loop = []string{"/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.05; done"}
+// loop is a container process that exits 0 on SIGTERM (an init without a handler ignores it);
+// /tmp/trapped says its handler is in place.
+var loop = []string{"/bin/sh", "-c", "trap 'exit 0' TERM; touch /tmp/trapped; while true; do sleep 0.05; done"}
+
+// waitTrapped waits until a running loop container can take SIGTERM.
+func (r *runtime) waitTrapped(id string) {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, _, code := r.run(nil, "exec", id, "test", "-e", "/tmp/trapped"); code == 0 {
+			return
+		}
+		require.True(r.t, time.Now().Before(deadline), "container %s never set its SIGTERM trap", id)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 // TestLifecycle drives create, start, state, exec, ps, pause, resume, kill and delete, and checks
 // the state at each step.
@@ -299,6 +313,7 @@ func TestLifecycle(t *testing.T) {
 	assert.Equal(t, specs.StateRunning, r.state(id).Status)
 
 	// Default signal SIGTERM: the trap ends the init.
+	r.waitTrapped(id)
 	r.ok("kill", id)
 	r.waitStatus(id, specs.StateStopped)
 	assert.Zero(t, r.state(id).Pid)
@@ -589,4 +604,52 @@ func TestConsoleSocket(t *testing.T) {
 		require.NoError(t, err, "read so far: %q", got.String())
 	}
 	r.ok("delete", "--force", id)
+}
+
+// TestHooks checks the runtime's hooks run in the command that reaches their moment, each with
+// the state of that moment: createRuntime in create, poststart in start, poststop in delete.
+func TestHooks(t *testing.T) {
+	r := newRuntime(t)
+	out := t.TempDir()
+	hook := func(name string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + filepath.Join(out, name)}}
+	}
+	bundle := r.bundleWith("", func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{
+			CreateRuntime: []specs.Hook{hook("createRuntime")},
+			Poststart:     []specs.Hook{hook("poststart")},
+			Poststop:      []specs.Hook{hook("poststop")},
+		}
+	}, loop...)
+	id, pid := r.create(bundle)
+	read := func(name string) *specs.State {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		require.NoError(t, err)
+		var st specs.State
+		require.NoError(t, json.Unmarshal(b, &st), "%s: %s", name, b)
+		return &st
+	}
+	st := read("createRuntime")
+	require.NotNil(t, st, "createRuntime ran in create")
+	assert.Equal(t, specs.StateCreating, st.Status)
+	assert.Equal(t, id, st.ID)
+	assert.Equal(t, pid, st.Pid)
+	assert.Nil(t, read("poststart"))
+
+	r.ok("start", id)
+	st = read("poststart")
+	require.NotNil(t, st, "poststart ran in start")
+	assert.Equal(t, specs.StateRunning, st.Status)
+	assert.Nil(t, read("poststop"))
+
+	r.ok("kill", id, "KILL")
+	r.waitStatus(id, specs.StateStopped)
+	r.ok("delete", id)
+	st = read("poststop")
+	require.NotNil(t, st, "poststop ran in delete")
+	assert.Equal(t, specs.StateStopped, st.Status)
+	assert.Equal(t, bundle, st.Bundle)
 }
