@@ -653,3 +653,67 @@ func TestHooks(t *testing.T) {
 	assert.Equal(t, specs.StateStopped, st.Status)
 	assert.Equal(t, bundle, st.Bundle)
 }
+
+// TestPodConcurrent creates and deletes the containers of one pod from parallel processes: the
+// membership lock keeps the pod alive while any container is in it and removes it after the last.
+func TestPodConcurrent(t *testing.T) {
+	r := newRuntime(t)
+	devDir := testutil.RequireCgroupV1(t, "devices")
+	podCg := testutil.Name(t, "pod")
+	t.Cleanup(func() { os.Remove(filepath.Join(devDir, podCg)) })
+	const n = 4
+	ids := make([]string, n)
+	bundles := make([]string, n)
+	for i := range n {
+		ids[i] = testutil.Name(t, "c")
+		bundles[i] = r.bundle("/"+podCg, "true")
+		r.ids = append(r.ids, ids[i])
+	}
+	parallel := func(args func(i int) []string) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		outs := make([][]byte, n)
+		for i := range n {
+			wg.Go(func() {
+				// The container's stdio: a file, so nothing waits for it to close.
+				f, err := os.CreateTemp(t.TempDir(), "out")
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				defer f.Close()
+				cmd := exec.Command(bin, append([]string{"--root", r.root}, args(i)...)...)
+				cmd.Stdout, cmd.Stderr = f, f
+				errs[i] = cmd.Run()
+				outs[i], _ = os.ReadFile(f.Name())
+			})
+		}
+		wg.Wait()
+		for i := range n {
+			require.NoError(t, errs[i], "%v: %s", args(i), outs[i])
+		}
+	}
+	pidFiles := make([]string, n)
+	for i := range n {
+		pidFiles[i] = filepath.Join(t.TempDir(), "pid")
+	}
+	parallel(func(i int) []string {
+		return []string{"create", "--bundle", bundles[i], "--pid-file", pidFiles[i], ids[i]}
+	})
+	for i := range n {
+		if b, err := os.ReadFile(pidFiles[i]); err == nil {
+			if pid, err := strconv.Atoi(string(b)); err == nil {
+				r.track(pid)
+			}
+		}
+	}
+	got, err := members(r.root, podCg)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, ids, got)
+	parallel(func(i int) []string { return []string{"delete", ids[i]} })
+	_, err = os.Stat(filepath.Join(devDir, podCg))
+	assert.ErrorIs(t, err, os.ErrNotExist, "the pod goes with its last container")
+	_, err = os.Stat(filepath.Join(r.root, podsDir, podCg+".json"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
