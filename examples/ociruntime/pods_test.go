@@ -17,16 +17,10 @@ import (
 // TestPod creates two containers under one parent cgroup: they form a pod whose cgroup holds the
 // pod-level device rules, removed with the last container.
 func TestPod(t *testing.T) {
+	podCg := testutil.Name(t, "pod")
+	t.Cleanup(func() { removePodCgroup(podCg) }) // runs after the runtime's cleanup
 	r := newRuntime(t)
 	devDir := testutil.RequireCgroupV1(t, "devices")
-	podCg := testutil.Name(t, "pod")
-	t.Cleanup(func() {
-		// Whatever happened, no pod cgroup stays (containers were deleted by the runtime's cleanup,
-		// registered after this one, so it runs first).
-		for _, d := range []string{devDir} {
-			os.Remove(filepath.Join(d, podCg))
-		}
-	})
 	b1 := r.bundle("/"+podCg, "sleep", "1000")
 	b2 := r.bundle("/"+podCg, "sleep", "1000")
 	id1, _ := r.create(b1)
@@ -66,10 +60,10 @@ func TestPod(t *testing.T) {
 // TestPodConcurrent creates and deletes the containers of one pod from parallel processes: the
 // membership lock keeps the pod alive while any container is in it and removes it after the last.
 func TestPodConcurrent(t *testing.T) {
+	podCg := testutil.Name(t, "pod")
+	t.Cleanup(func() { removePodCgroup(podCg) })
 	r := newRuntime(t)
 	devDir := testutil.RequireCgroupV1(t, "devices")
-	podCg := testutil.Name(t, "pod")
-	t.Cleanup(func() { os.Remove(filepath.Join(devDir, podCg)) })
 	const n = 4
 	ids := make([]string, n)
 	bundles := make([]string, n)
@@ -125,4 +119,13 @@ func TestPodConcurrent(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist, "the pod goes with its last container")
 	_, err = os.Stat(filepath.Join(r.root, podsDir, podCg+".json"))
 	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// removePodCgroup removes a test's pod cgroup from every hierarchy, in case a failed test left it
+// (deleting the pod's last container removes it otherwise).
+func removePodCgroup(name string) {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", name))
+	for _, d := range append(dirs, filepath.Join("/sys/fs/cgroup", name)) {
+		os.Remove(d)
+	}
 }
