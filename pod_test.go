@@ -198,3 +198,36 @@ func TestHotPlugDevice(t *testing.T) {
 	require.NoError(t, c.Update(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{}}))
 	assert.Equal(t, "EPERM", probeOpen(), "unplugged")
 }
+
+// TestPodUserNamespace: a pod pinning a user namespace creates its network namespace inside it;
+// a container joining both is privileged over its network namespace: it mounts sysfs.
+func TestPodUserNamespace(t *testing.T) {
+	testutil.RequireRoot(t)
+	mapping := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	pod, err := NewPod(testutil.Name(t, "pod"), PodOptions{
+		CgroupPath: "/" + testutil.Name(t, "pod"), PinDir: filepath.Join(t.TempDir(), "ns"),
+		UIDMappings: mapping, GIDMappings: mapping,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pod.Destroy() })
+	spec := probeSpec(t) // mounts sysfs at /sys
+	spec.Hostname = ""
+	r := runInPod(t, pod, "c", spec, nil)
+	assert.Equal(t, inodeOf(t, pod.NamespacePath(namespaces.User)), r.Namespaces["user"], "the pod's user namespace")
+	assert.Equal(t, inodeOf(t, pod.NamespacePath(namespaces.Network)), r.Namespaces["net"], "the pod's network namespace")
+	assert.Equal(t, 0, r.UID)
+	assert.Equal(t, 1, r.PID, "init of its own pid namespace, owned by the pod's user namespace")
+	var sysfs bool
+	for _, l := range r.Mountinfo {
+		if f := strings.Fields(l); len(f) > 4 && f[4] == "/sys" && strings.Contains(l, " - sysfs ") {
+			sysfs = true
+		}
+	}
+	assert.True(t, sysfs, "sysfs mounted: %v", r.Mountinfo)
+}
+
+func inodeOf(t *testing.T, path string) uint64 {
+	var st unix.Stat_t
+	require.NoError(t, unix.Stat(path, &st))
+	return st.Ino
+}

@@ -33,15 +33,16 @@ func TestConfigure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cmd.ExtraFiles) != 4 || cmd.ExtraFiles[0] != keep || cmd.ExtraFiles[1] != nil {
+	// keep, nil, then the user and mount namespace files and the pipe for the forked init's pid.
+	if len(cmd.ExtraFiles) != 5 || cmd.ExtraFiles[0] != keep || cmd.ExtraFiles[1] != nil {
 		t.Fatalf("ExtraFiles reordered or wrong: %v", cmd.ExtraFiles)
 	}
-	want := nsenter.EnvName + "=timens=0:0:0:0,user=5,mnt=6,unshare=0x4000000"
+	want := nsenter.EnvName + "=timens=0:0:0:0,user=5,mnt=6,unshare=0x24000000,forkpid=7"
 	if !slices.Equal(cmd.Env, []string{"A=1", want}) {
 		t.Errorf("Env = %q, want [A=1 %s]", cmd.Env, want)
 	}
-	if cmd.SysProcAttr.Cloneflags != unix.CLONE_NEWPID {
-		t.Errorf("Cloneflags = %#x, want CLONE_NEWPID only (uts is unshared after joining the user ns)", cmd.SysProcAttr.Cloneflags)
+	if cmd.SysProcAttr.Cloneflags != 0 {
+		t.Errorf("Cloneflags = %#x, want none (uts and pid are unshared after joining the user ns)", cmd.SysProcAttr.Cloneflags)
 	}
 	for i, typ := range []Type{User, Mount} {
 		if got, err := nsTypeOf(cmd.ExtraFiles[2+i]); err != nil || got != typ {

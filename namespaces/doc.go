@@ -18,9 +18,11 @@
 //
 //   - New namespaces are clone(2) flags, except: a new time namespace is made in the child before the
 //     Go runtime starts (unshare, write the offsets while it is empty, setns into it); and when the
-//     plan joins a user namespace, the other new namespaces (but pid) are unshared in the child right
-//     after joining it, so that user namespace owns them (the pod pattern: mount sysfs, mqueue); and
-//     see below for a new user namespace with a joined mount or time namespace.
+//     plan joins a user namespace, the other new namespaces are unshared in the child right after
+//     joining it, so that user namespace owns them (the pod pattern: mount sysfs, mqueue, procfs). A
+//     pid namespace unshared so holds only children: the child forks into it as its parent's child
+//     (CLONE_PARENT), reports the new init's pid on a pipe and leaves; Start reaps it and puts the
+//     init in cmd.Process. See below for a new user namespace with a joined mount or time namespace.
 //   - Joined user, mount and time namespaces are entered in the child by internal/nsenter's cgo
 //     constructor, before the Go runtime starts threads (the kernel refuses them to a multi-threaded
 //     process). The embedding program's main package must therefore link internal/nsenter (the root
@@ -48,11 +50,6 @@
 // round: the child joins first (from inside a new user namespace it no longer could) and then unshares
 // the user namespace with the other namespaces it creates, so the new user namespace owns them; Start
 // writes the id maps meanwhile, over a socket Configure adds to ExtraFiles.
-//
-// Known limit: a container that joins a
-// user namespace and creates its own pid namespace gets one owned by the initial user namespace (only
-// a process forked inside the user namespace could do better), so it cannot mount a procfs: for pods
-// with a user namespace, pin the pod's pid namespace too and let the containers join it.
 //
 // Pods: [Pin] bind-mounts nsfs files, so user, mount, network, ipc, uts, cgroup and time namespaces
 // outlive any process. A pid namespace ends with its init, so pinning PID keeps one helper process per

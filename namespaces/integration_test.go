@@ -320,10 +320,10 @@ func TestPodUserNet(t *testing.T) {
 	if rep.MountSys != "ok" {
 		t.Errorf("mount sysfs in the pod's user+net namespaces: %s", rep.MountSys)
 	}
-	// Known limit (doc.go): clone(2) from the parent makes the new pid namespace owned by the initial
-	// user namespace, so the container cannot mount a procfs for it.
-	if rep.PID != 1 || !strings.Contains(rep.MountProc, "operation not permitted") {
-		t.Errorf("container pid %d (want 1); mount procfs: %q (the documented limit says EPERM)", rep.PID, rep.MountProc)
+	// The new pid namespace is unshared after joining the pod's user namespace, which owns it (the
+	// child forks into it): the container's root mounts its procfs.
+	if rep.PID != 1 || rep.MountProc != "ok" {
+		t.Errorf("container pid %d (want 1); mount procfs: %q", rep.PID, rep.MountProc)
 	}
 
 	// A network namespace pinned later inside the same user namespace (PinOptions.UserNS).

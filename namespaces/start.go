@@ -1,7 +1,9 @@
 package namespaces
 
 import (
+	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -66,6 +68,7 @@ func (p *NSPlan) Configure(cmd *exec.Cmd) (release func(), err error) {
 				*sysAttr = savedAttr
 			}
 			userSyncs.Delete(cmd)
+			forkPIDs.Delete(cmd)
 		}
 	}()
 	pass := func(f *os.File) int {
@@ -109,6 +112,18 @@ func (p *NSPlan) Configure(cmd *exec.Cmd) (release func(), err error) {
 				// Made by the child with UnshareCgroup once it is in its cgroup.
 			case ns.Path == "" && (joinedUser || late) && ns.Type != PID:
 				spec.Unshare |= ns.Type.Flag()
+			case ns.Path == "" && (joinedUser || late) && ns.Type == PID:
+				// Cloned, the pid namespace would be owned by the initial user namespace and the
+				// container's root could not mount its procfs: the child unshares it after the user
+				// namespace and forks into it (see nsenter's forkpid; Start adopts the new init).
+				spec.Unshare |= ns.Type.Flag()
+				r, w, err := os.Pipe()
+				if err != nil {
+					return nil, &StartError{Step: "pipe for the pid namespace's init", Err: err}
+				}
+				opened = append(opened, r)
+				spec.ForkPID = pass(w)
+				forkPIDs.Store(cmd, r)
 			case ns.Path == "":
 				attr.Cloneflags |= uintptr(ns.Type.Flag())
 			case ns.Type == User || ns.Type == Mount || ns.Type == Time:
@@ -158,7 +173,42 @@ func (p *NSPlan) Configure(cmd *exec.Cmd) (release func(), err error) {
 		}
 		cmd.Env = append(env, nsenter.EnvName+"="+spec.String())
 	}
-	return func() { userSyncs.Delete(cmd); closeAll() }, nil
+	return func() { userSyncs.Delete(cmd); forkPIDs.Delete(cmd); closeAll() }, nil
+}
+
+// forkPIDs holds, from Configure to Start, the read end of the pipe on which a child that forks into
+// its new pid namespace reports the pid of the container's init.
+var forkPIDs sync.Map // *exec.Cmd -> *os.File
+
+// adoptForked reads the pid of the init the child forked into its pid namespace, reaps the child
+// (which leaves once it has written it) and puts the init in cmd.Process: it is this process's child
+// too (CLONE_PARENT), so cmd.Wait waits for it. End-of-file means the child failed before forking
+// and carries on itself, to report why.
+func adoptForked(cmd *exec.Cmd, r *os.File) error {
+	r.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var b [4]byte
+	n, err := io.ReadFull(r, b[:])
+	if n == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the init's pid: %w", err)
+	}
+	pid := int(int32(binary.NativeEndian.Uint32(b[:])))
+	inter := cmd.Process
+	st, err := inter.Wait()
+	if err != nil {
+		return fmt.Errorf("reap the forking child: %w", err)
+	}
+	if !st.Success() {
+		return fmt.Errorf("the forking child: %s", st)
+	}
+	init, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	cmd.Process = init
+	return nil
 }
 
 func sysMappings(in []specs.LinuxIDMapping) []syscall.SysProcIDMap {
@@ -242,6 +292,7 @@ func (p *NSPlan) parentJoins() []Namespace {
 // its namespaces) kills the child: reap it with Wait.
 func (p *NSPlan) Start(cmd *exec.Cmd) error {
 	handshake, _ := userSyncs.LoadAndDelete(cmd)
+	forked, _ := forkPIDs.LoadAndDelete(cmd)
 	if err := p.start(cmd); err != nil {
 		return err
 	}
@@ -249,6 +300,12 @@ func (p *NSPlan) Start(cmd *exec.Cmd) error {
 		if err := p.writeLateMaps(cmd.Process.Pid, handshake.(*os.File)); err != nil {
 			cmd.Process.Kill()
 			return &StartError{Step: "write id maps", Err: err}
+		}
+	}
+	if forked != nil {
+		if err := adoptForked(cmd, forked.(*os.File)); err != nil {
+			cmd.Process.Kill()
+			return &StartError{Step: "adopt the pid namespace's init", Err: err}
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <grp.h>
 #include <sched.h>
@@ -172,6 +173,7 @@ __attribute__((constructor)) static void libjail_nsenter(void) {
 
 	struct { int fd; int ns; int pidfd; } joins[MAX_JOINS];
 	int njoins = 0, unshare_flags = 0, holding = 0, jailing = 0, timens = 0, pdeathsig = 0, usersync = -1;
+	int forkpid = -1;
 	long long time_off[4] = {0, 0, 0, 0};
 
 	// Grammar: comma-separated items; "<ns>=<fd>", "pidfd=<fd>:<flags>", "unshare=<flags>", "hold".
@@ -215,6 +217,8 @@ __attribute__((constructor)) static void libjail_nsenter(void) {
 				pdeathsig = (int)v;
 			} else if (eq - p == 8 && memcmp(p, "usersync", 8) == 0) {
 				usersync = (int)v;
+			} else if (eq - p == 7 && memcmp(p, "forkpid", 7) == 0) {
+				forkpid = (int)v;
 			} else if (eq - p == 5 && memcmp(p, "pidfd", 5) == 0) {
 				long flags;
 				if (*end != ':' || (flags = parse_num(end + 1, &end)) < 0 || njoins == MAX_JOINS) {
@@ -324,6 +328,24 @@ __attribute__((constructor)) static void libjail_nsenter(void) {
 		}
 	}
 
+	if (forkpid >= 0) {
+		// A pid namespace unshared here (so owned by the joined or new user namespace, whose root
+		// may then mount its procfs) holds only this process's children: fork into it. As a
+		// sibling (CLONE_PARENT), so the parent can wait for it; this process reports its pid and
+		// leaves, and the child goes on to become the container's init.
+		pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+		if (pid < 0) {
+			fail(LIBJAIL_STEP_FORKPID, CLONE_NEWPID, errno);
+			goto out;
+		}
+		if (pid > 0) {
+			int32_t v = pid;
+			_exit(write(forkpid, &v, sizeof v) == (ssize_t)sizeof v ? 0 : 1);
+		}
+		close(forkpid);
+		forkpid = -1;
+	}
+
 	// Last, as a change of credentials clears it.
 	if (pdeathsig == 0)
 		pdeathsig = inherited_pdeathsig;
@@ -339,6 +361,9 @@ out:
 		close(joins[i].fd);
 	if (usersync >= 0)
 		close(usersync);
+	if (forkpid >= 0)
+		close(forkpid); // no fork: the parent reads end-of-file and keeps this process
+
 	// Keep the variable from leaking into the embedding program's children. glibc edits the
 	// environment array in place, which is the one the Go runtime reads later.
 	unsetenv(LIBJAIL_NSENTER_ENV);

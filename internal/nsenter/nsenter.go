@@ -30,6 +30,7 @@ const (
 	StepPdeathsig  Step = C.LIBJAIL_STEP_PDEATHSIG   // prctl(PR_SET_PDEATHSIG)
 	StepUserMap    Step = C.LIBJAIL_STEP_USERMAP     // waiting for the parent to write id maps
 	StepJail       Step = C.LIBJAIL_STEP_JAIL        // shutting a pid-namespace holder away from the host
+	StepForkPID    Step = C.LIBJAIL_STEP_FORKPID     // forking into a pid namespace unshared here
 )
 
 func (s Step) String() string {
@@ -50,6 +51,8 @@ func (s Step) String() string {
 		return "wait for id maps"
 	case StepJail:
 		return "jail the pid namespace holder"
+	case StepForkPID:
+		return "fork into the new pid namespace"
 	}
 	return "step " + strconv.Itoa(int(s))
 }
@@ -120,6 +123,10 @@ type Spec struct {
 	// Pdeathsig is set with PR_SET_PDEATHSIG as the last step (0: left alone).
 	Pdeathsig int
 	Hold      bool
+	// ForkPID > 0 is a pipe: after Unshare (which then holds CLONE_NEWPID) the constructor forks
+	// into the new pid namespace as a sibling (CLONE_PARENT), writes the child's pid (int32) there
+	// and exits; the child carries on.
+	ForkPID int
 	// Jail shuts the holder away from the host (empty mount and new cgroup namespace, no
 	// capabilities, undumpable): a pinned pid namespace's holder is visible to every container.
 	Jail bool
@@ -134,7 +141,7 @@ type TimeOffsets struct {
 // Empty reports whether the constructor would have nothing to do.
 func (s Spec) Empty() bool {
 	return len(s.Joins) == 0 && s.PidFD <= 0 && s.Unshare == 0 && s.NewTime == nil && s.UserSync <= 0 &&
-		s.Pdeathsig == 0 && !s.Hold
+		s.Pdeathsig == 0 && !s.Hold && s.ForkPID <= 0 && !s.Jail
 }
 
 func (s Spec) String() string {
@@ -153,6 +160,9 @@ func (s Spec) String() string {
 	}
 	if s.UserSync > 0 {
 		items = append(items, fmt.Sprintf("usersync=%d", s.UserSync))
+	}
+	if s.ForkPID > 0 {
+		items = append(items, fmt.Sprintf("forkpid=%d", s.ForkPID))
 	}
 	if s.Pdeathsig != 0 {
 		items = append(items, fmt.Sprintf("pdeathsig=%d", s.Pdeathsig))

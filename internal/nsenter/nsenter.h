@@ -12,6 +12,7 @@ enum {
 	LIBJAIL_STEP_PDEATHSIG = 6,
 	LIBJAIL_STEP_USERMAP = 7,
 	LIBJAIL_STEP_JAIL = 8,
+	LIBJAIL_STEP_FORKPID = 9,
 };
 
 struct libjail_nsenter_result {
