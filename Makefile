@@ -8,7 +8,7 @@ BUILD := _build
 # Debian packages: libseccomp for the seccomp package (cgo), busybox-static for test and demo rootfs.
 APT_PKGS := gcc pkg-config libseccomp-dev busybox-static
 
-.PHONY: deps test unit vet fmt-check demo demo-rootfs clean test-vm bench bench-profile
+.PHONY: deps test unit vet fmt-check demo demo-rootfs clean test-vm bench bench-profile fuzz
 
 deps:
 	@missing=""; for p in $(APT_PKGS); do \
@@ -28,8 +28,11 @@ vet:
 	$(GO) vet ./...
 
 # Every test: unit tests without root everywhere, integration tests as root against the real kernel.
+# The soak test (1000 create/destroy cycles) runs in the first pass; the race detector pass is
+# -short, which skips it.
 test: deps fmt-check vet
 	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -race -short -count=1 -timeout 30m ./...
 
 demo: deps demo-rootfs
 	$(GO) build -o $(BUILD)/run ./examples/run
@@ -54,6 +57,18 @@ bench: deps
 # Where the in-process lifecycle's time goes (pprof; with perf, the child's steps).
 bench-profile: deps
 	bash internal/bench/profile.sh
+
+# Every fuzz target for a bounded time each (FUZZTIME=60s by default).
+FUZZTIME ?= 60s
+FUZZ_TARGETS := ./syncpipe:FuzzDecode ./mounts:FuzzPlan ./namespaces:FuzzPlan ./seccomp:FuzzCompile \
+	./devices:FuzzPlanRules ./devices:FuzzPlanNodes ./devices:FuzzParseList ./cgroups:FuzzPlan \
+	./cgroups:FuzzParseHierarchies ./capabilities:FuzzPlan .:FuzzNew .:FuzzParseState .:FuzzReadPodRecord \
+	.:FuzzSysctlPath .:FuzzParseCPUList
+fuzz: deps
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "== $$pkg $$fn ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 clean:
 	rm -rf $(BUILD)
