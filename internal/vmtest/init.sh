@@ -71,6 +71,7 @@ for w in $(cat /proc/cmdline); do
 done
 set +f
 [ -n "$LIBJAIL_PROBE" ] || [ ! -x /libjail/bin/libjail-probe ] || export LIBJAIL_PROBE=/libjail/bin/libjail-probe
+[ -n "$LIBJAIL_ESCAPE" ] || [ ! -x /libjail/bin/libjail-escape ] || export LIBJAIL_ESCAPE=/libjail/bin/libjail-escape
 
 summary=""
 while read -r dir bin; do

@@ -120,6 +120,10 @@ copy_libs() {
 
 export CGO_ENABLED=${CGO_ENABLED:-$($GO env CGO_ENABLED)}
 # Tests build the probe with `go build` on the host; the guest has no go, so ship it prebuilt.
+if [ -d internal/escape/cmd/libjail-escape ]; then
+	# The escape battery's attacker, for the root package's escape tests in the guest.
+	CGO_ENABLED=0 $GO build -trimpath -o "$stage/libjail/bin/libjail-escape" ./internal/escape/cmd/libjail-escape
+fi
 if [ -d internal/probe/cmd/libjail-probe ]; then
 	CGO_ENABLED=0 $GO build -trimpath -o "$stage/libjail/bin/libjail-probe" ./internal/probe/cmd/libjail-probe
 fi
