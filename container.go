@@ -118,7 +118,29 @@ type Container struct {
 	released  chan struct{} // closed by Release to stop watching a loaded init
 	// deviceProgram is the id of the container's own v2 device program, for leak checks.
 	deviceProgram ebpf.ProgramID
+	// ownPodPath is the cgroup of the pod of one a container outside a pod lives in; ownPod is that
+	// pod once made.
+	ownPodPath string
+	ownPodRes  *specs.LinuxResources
+	ownPod     *Pod
 }
+
+// ownPodResources is what a pod of one must grant for its container's limits to be valid below it:
+// a v1 realtime budget (a new cgroup has none, and a child cannot exceed its parent's).
+func ownPodResources(res *specs.LinuxResources) *specs.LinuxResources {
+	if res == nil || res.CPU == nil || (res.CPU.RealtimeRuntime == nil && res.CPU.RealtimePeriod == nil) {
+		return nil
+	}
+	return &specs.LinuxResources{CPU: &specs.LinuxCPU{
+		RealtimeRuntime: res.CPU.RealtimeRuntime, RealtimePeriod: res.CPU.RealtimePeriod,
+	}}
+}
+
+// ownPodLeaf names the cgroup of a container in its own pod of one.
+const ownPodLeaf = "container"
+
+// ownPodID names a container's pod of one.
+func ownPodID(id string) string { return "libjail-own-" + id }
 
 // New plans a container from its id and spec. It validates every section and creates no kernel
 // state; errors wrap ErrInvalidSpec or the section package's own error and name the field.
@@ -200,8 +222,26 @@ func (c *Container) plan() error {
 	if err != nil {
 		return err
 	}
-	if c.cgPlan, err = cgroups.Plan(cgPath, res, layout, cgroups.Options{Parent: c.opts.CgroupParent, Hierarchies: hs, Logger: c.log}); err != nil {
-		return err
+	cgOpts := cgroups.Options{Parent: c.opts.CgroupParent, Hierarchies: hs, Logger: c.log}
+	if c.opts.pod != nil {
+		if c.cgPlan, err = cgroups.Plan(cgPath, res, layout, cgOpts); err != nil {
+			return err
+		}
+	} else {
+		// A container outside a pod is a pod of one: its cgroupsPath is a pod cgroup holding its
+		// device rules, and its processes live in a "container" cgroup below. A restricted parent
+		// is what keeps a container that may write its own devices.allow (or attach programs to
+		// its own cgroup) within its rules: v1 lets a cgroup widen up to its parent's set.
+		cgOpts.Pod = true
+		c.ownPodRes = ownPodResources(res)
+		podPlan, err := cgroups.Plan(cgPath, c.ownPodRes, layout, cgOpts)
+		if err != nil {
+			return err
+		}
+		c.ownPodPath = podPlan.Path
+		if c.cgPlan, err = podPlan.PlanChild(ownPodLeaf, res, c.log); err != nil {
+			return err
+		}
 	}
 	proc, err := planProcess(spec.Process, haveCap(unix.CAP_SYS_RESOURCE))
 	if err != nil {
@@ -477,6 +517,12 @@ func (c *Container) teardown() error {
 			errs = append(errs, fmt.Errorf("cgroup: %w", err))
 		}
 		c.cg = nil
+	}
+	if c.ownPod != nil {
+		if err := c.ownPod.Destroy(); err != nil {
+			errs = append(errs, err)
+		}
+		c.ownPod, c.opts.pod = nil, nil
 	}
 	if c.ownState {
 		if err := os.RemoveAll(c.stateDir()); err != nil {

@@ -71,6 +71,18 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 			return StepState, err
 		}
 	}
+	if c.ownPodPath != "" && c.opts.pod == nil {
+		pod, err := NewPod(ownPodID(c.id), PodOptions{
+			CgroupPath: c.ownPodPath, Resources: c.ownPodRes, Share: []namespaces.Type{},
+			StateDir: c.opts.StateDir, Logger: c.opts.Logger,
+		})
+		if err != nil {
+			return StepCgroup, err
+		}
+		c.mu.Lock()
+		c.ownPod, c.opts.pod = pod, pod
+		c.mu.Unlock()
+	}
 	cg, err := cgroups.New(c.cgPlan)
 	if err != nil {
 		return StepCgroup, err

@@ -41,8 +41,10 @@ type savedState struct {
 	Mounts   *mounts.RootfsPlan  `json:"mounts"`
 	// DeviceProgram is the container's own v2 device program (0 on v1, where rules are cgroup state).
 	DeviceProgram ebpf.ProgramID `json:"deviceProgram,omitempty"`
-	// Pod names the persistent pod the container belongs to.
-	Pod *podRef `json:"pod,omitempty"`
+	// Pod names the persistent pod the container belongs to; OwnPod marks it as the container's
+	// own pod of one, destroyed with it.
+	Pod    *podRef `json:"pod,omitempty"`
+	OwnPod bool    `json:"ownPod,omitempty"`
 }
 
 // ErrNotExist is returned by Load for an id with no saved state.
@@ -61,6 +63,7 @@ func (c *Container) saveLocked() error {
 	}
 	if pod := c.opts.pod; pod != nil && pod.opts.StateDir != "" {
 		s.Pod = &podRef{StateDir: pod.opts.StateDir, ID: pod.id}
+		s.OwnPod = pod == c.ownPod
 	}
 	if v2, ok := c.devs.(*devices.V2); ok {
 		id, err := v2.ProgramID()
@@ -153,6 +156,9 @@ func Load(stateDir, id string, opts Options) (*Container, error) {
 	if s.Pod != nil {
 		if c.opts.pod, err = LoadPod(s.Pod.StateDir, s.Pod.ID, PodOptions{Logger: opts.Logger}); err != nil {
 			return nil, fmt.Errorf("libjail: load %q: %w", id, err)
+		}
+		if s.OwnPod {
+			c.ownPod = c.opts.pod
 		}
 	}
 	c.attach(s.State.Pid)

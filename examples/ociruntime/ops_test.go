@@ -32,13 +32,15 @@ func TestUpdate(t *testing.T) {
 	r.ok("start", id)
 
 	r.ok("update", "--pids-limit", "42", id)
-	b, err := os.ReadFile(filepath.Join(pidsDir, spec.Linux.CgroupsPath, "pids.max"))
+	// A container outside a pod lives in the "container" cgroup of its pod of one at cgroupsPath.
+	leaf := filepath.Join(pidsDir, spec.Linux.CgroupsPath, "container")
+	b, err := os.ReadFile(filepath.Join(leaf, "pids.max"))
 	require.NoError(t, err)
 	assert.Equal(t, "42", strings.TrimSpace(string(b)))
 
 	_, errOut, code := r.run(strings.NewReader(`{"pids": {"limit": 17}}`), "update", "--resources", "-", id)
 	require.Equal(t, 0, code, errOut)
-	b, err = os.ReadFile(filepath.Join(pidsDir, spec.Linux.CgroupsPath, "pids.max"))
+	b, err = os.ReadFile(filepath.Join(leaf, "pids.max"))
 	require.NoError(t, err)
 	assert.Equal(t, "17", strings.TrimSpace(string(b)))
 	r.fails("update", "--memory", "lots", id)
