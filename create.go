@@ -232,14 +232,9 @@ func (c *Container) startReaper(cmd *exec.Cmd) {
 	c.cmd, c.pid, c.exited = cmd, cmd.Process.Pid, exited
 	c.mu.Unlock()
 	go func() {
-		awaitExit(cmd.Process.Pid)
-		err := cmd.Wait()
+		state, err := reap(cmd)
 		c.mu.Lock()
-		c.state = cmd.ProcessState
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			c.waitErr = err // a real failure to wait, not an exit status
-		}
+		c.state, c.waitErr = state, err
 		c.mu.Unlock()
 		close(exited)
 	}()

@@ -116,14 +116,9 @@ func (c *Container) Exec(ctx context.Context, spec *specs.Process, opts ExecOpti
 	}
 	p := &Process{cmd: cmd, exited: make(chan struct{})}
 	go func() {
-		awaitExit(cmd.Process.Pid)
-		err := cmd.Wait()
+		state, err := reap(cmd)
 		p.mu.Lock()
-		p.state = cmd.ProcessState
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			p.err = err
-		}
+		p.state, p.err = state, err
 		p.mu.Unlock()
 		close(p.exited)
 	}()

@@ -1,7 +1,9 @@
 package libjail
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,4 +29,16 @@ func awaitExit(pid int) {
 		// nothing while the child runs) or cannot be waited for at all.
 		return err != nil || info.Signo != 0
 	})
+}
+
+// reap waits for cmd's process (in the netpoller, see awaitExit) and reaps it. An exit status is
+// not an error; the error is a failure to wait.
+func reap(cmd *exec.Cmd) (*os.ProcessState, error) {
+	awaitExit(cmd.Process.Pid)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		err = nil
+	}
+	return cmd.ProcessState, err
 }

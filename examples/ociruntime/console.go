@@ -3,6 +3,8 @@ package main
 import (
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -50,4 +52,21 @@ func relay(master *os.File) (drain, resize func()) {
 		}
 	}
 	return drain, resize
+}
+
+// forwardSignals passes the signals a supervisor or a terminal sends this process on to a
+// container process, but SIGWINCH, which resizes the relayed terminal. The returned func stops it.
+func forwardSignals(send func(syscall.Signal) error, resize func()) (stop func()) {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
+	go func() {
+		for s := range sigs {
+			if s == unix.SIGWINCH {
+				resize() // the terminal's size, not a signal to pass on
+				continue
+			}
+			_ = send(s.(syscall.Signal))
+		}
+	}()
+	return func() { signal.Stop(sigs) }
 }

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -111,18 +109,7 @@ func cmdExec(g *globals, args []string) error {
 	if master := p.Console(); master != nil {
 		drain, resize = relay(master)
 	}
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
-	defer signal.Stop(sigs)
-	go func() {
-		for s := range sigs {
-			if s == unix.SIGWINCH {
-				resize() // the terminal's size, not a signal to pass on
-				continue
-			}
-			_ = p.Signal(s.(syscall.Signal))
-		}
-	}()
+	defer forwardSignals(p.Signal, resize)()
 	ps, err := p.Wait()
 	drain()
 	if err != nil {

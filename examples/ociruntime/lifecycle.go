@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -337,18 +336,7 @@ func cmdRun(g *globals, args []string) error {
 		return nil
 	}
 	// Forward the signals a supervisor or a terminal sends to the container's init.
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
-	defer signal.Stop(sigs)
-	go func() {
-		for s := range sigs {
-			if s == unix.SIGWINCH {
-				resize() // the terminal's size, not a signal to pass on
-				continue
-			}
-			_ = c.Signal(s.(syscall.Signal))
-		}
-	}()
+	defer forwardSignals(c.Signal, resize)()
 	ps, werr := c.Wait()
 	drain()
 	if *keep {
