@@ -65,10 +65,7 @@ FUZZ_TARGETS := ./syncpipe:FuzzDecode ./mounts:FuzzPlan ./namespaces:FuzzPlan ./
 	./cgroups:FuzzParseHierarchies ./capabilities:FuzzPlan .:FuzzNew .:FuzzParseState .:FuzzReadPodRecord \
 	.:FuzzSysctlPath .:FuzzParseCPUList
 fuzz: deps
-	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
-	  echo "== $$pkg $$fn ($(FUZZTIME))"; \
-	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
-	done
+	FUZZTIME=$(FUZZTIME) GO=$(GO) bash internal/fuzz/run.sh $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(BUILD)
