@@ -34,3 +34,28 @@ func TestExecExample(t *testing.T) {
 	assert.Equal(t, 4, ee.ExitCode())
 	assert.Equal(t, "hi from libjail, init is /bin/sleep 3600 \n", string(b))
 }
+
+// TestExecExampleTTY: with --tty the process gets a terminal in the container, relayed to the
+// example's stdio.
+func TestExecExampleTTY(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	bin := fixtures.BuildHere(t)
+	bundle := filepath.Join(dir, "bundle")
+	rootfs := filepath.Join(bundle, "rootfs")
+	require.NoError(t, fixtures.BuildRootfs(rootfs, true))
+	spec := fixtures.Spec(rootfs, "/bin/true")
+	spec.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
+	require.NoError(t, fixtures.WriteBundle(bundle, spec))
+
+	cmd := exec.Command(bin, "--bundle", bundle, "--id", testutil.Name(t, "exec"), "--tty", "--",
+		"/bin/sh", "-c", "tty; test -t 0 && echo on-a-terminal; exit 5")
+	cmd.Stdin = strings.NewReader("")
+	cmd.Stderr = os.Stderr
+	b, err := cmd.Output()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 5, ee.ExitCode())
+	assert.Contains(t, string(b), "/dev/pts/")
+	assert.Contains(t, string(b), "on-a-terminal")
+}
