@@ -118,6 +118,9 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 	release()
 	closeAll(closeAfterStart)
 	if err != nil {
+		if cmd.Process != nil {
+			_ = cmd.Wait() // failed after the fork: the child was killed; reap it
+		}
 		return StepStartChild, err
 	}
 	c.startReaper(cmd)

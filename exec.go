@@ -112,6 +112,9 @@ func (c *Container) Exec(ctx context.Context, spec *specs.Process, opts ExecOpti
 	release()
 	closeAll(closers)
 	if err != nil {
+		if cmd.Process != nil {
+			_ = cmd.Wait() // failed after the fork: the child was killed; reap it
+		}
 		return nil, stepErr(StepStartChild, err)
 	}
 	p := &Process{cmd: cmd, exited: make(chan struct{})}
