@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,14 +15,8 @@ import (
 
 func TestExecExample(t *testing.T) {
 	testutil.RequireRoot(t)
-	dir := t.TempDir()
 	bin := fixtures.BuildHere(t)
-	bundle := filepath.Join(dir, "bundle")
-	rootfs := filepath.Join(bundle, "rootfs")
-	require.NoError(t, fixtures.BuildRootfs(rootfs, true))
-	spec := fixtures.Spec(rootfs, "/bin/true")
-	spec.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
-	require.NoError(t, fixtures.WriteBundle(bundle, spec))
+	bundle := fixtures.Bundle(t, "/"+testutil.Name(t, "ctr"), "/bin/true")
 
 	cmd := exec.Command(bin, "--bundle", bundle, "--id", testutil.Name(t, "exec"), "--", "/bin/sh", "-c", "read x; echo \"$x from $(hostname), init is $(cat /proc/1/cmdline | tr '\\0' ' ')\"; exit 4")
 	cmd.Stdin = strings.NewReader("hi\n")
@@ -39,14 +32,8 @@ func TestExecExample(t *testing.T) {
 // example's stdio.
 func TestExecExampleTTY(t *testing.T) {
 	testutil.RequireRoot(t)
-	dir := t.TempDir()
 	bin := fixtures.BuildHere(t)
-	bundle := filepath.Join(dir, "bundle")
-	rootfs := filepath.Join(bundle, "rootfs")
-	require.NoError(t, fixtures.BuildRootfs(rootfs, true))
-	spec := fixtures.Spec(rootfs, "/bin/true")
-	spec.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
-	require.NoError(t, fixtures.WriteBundle(bundle, spec))
+	bundle := fixtures.Bundle(t, "/"+testutil.Name(t, "ctr"), "/bin/true")
 
 	cmd := exec.Command(bin, "--bundle", bundle, "--id", testutil.Name(t, "exec"), "--tty", "--",
 		"/bin/sh", "-c", "tty; test -t 0 && echo on-a-terminal; exit 5")

@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,15 +16,8 @@ import (
 // TestRunBundle builds the example and runs a busybox bundle through it, as `make demo` does.
 func TestRunBundle(t *testing.T) {
 	testutil.RequireRoot(t)
-	dir := t.TempDir()
 	bin := fixtures.BuildHere(t)
-
-	bundle := filepath.Join(dir, "bundle")
-	rootfs := filepath.Join(bundle, "rootfs")
-	require.NoError(t, fixtures.BuildRootfs(rootfs, true))
-	spec := fixtures.Spec(rootfs, "/bin/sh", "-c", "read line; echo \"got $line in $(hostname)\"; exit 3")
-	spec.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
-	require.NoError(t, fixtures.WriteBundle(bundle, spec))
+	bundle := fixtures.Bundle(t, "/"+testutil.Name(t, "ctr"), "/bin/sh", "-c", "read line; echo \"got $line in $(hostname)\"; exit 3")
 
 	cmd := exec.Command(bin, "--bundle", bundle, "--id", testutil.Name(t, "run"))
 	cmd.Stdin = strings.NewReader("hello\n")
