@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -121,8 +122,15 @@ func NewPod(id string, opts PodOptions) (p *Pod, err error) {
 		if err := os.MkdirAll(filepath.Dir(opts.PinDir), 0o711); err != nil {
 			return nil, podErr(id, StepJoinNS, err)
 		}
+		exe, err := sealedExecutable()
+		if err != nil {
+			return nil, podErr(id, StepExecutable, err)
+		}
+		// The helper holding the namespaces runs the sealed copy: as a pid namespace's init it is
+		// pid 1 of every container of the pod, and its executable must not be theirs to rewrite.
 		p.pinned, err = namespaces.Pin(opts.PinDir, types, namespaces.PinOptions{
 			UIDMappings: opts.UIDMappings, GIDMappings: opts.GIDMappings,
+			Executable: "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
 		})
 		if err != nil {
 			return nil, podErr(id, StepJoinNS, err)

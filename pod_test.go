@@ -1,6 +1,7 @@
 package libjail
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,4 +231,22 @@ func inodeOf(t *testing.T, path string) uint64 {
 	var st unix.Stat_t
 	require.NoError(t, unix.Stat(path, &st))
 	return st.Ino
+}
+
+// TestPodPIDHolderSealed: a pod sharing its pid namespace keeps it with a helper that is pid 1 of
+// every container; it runs the sealed copy of the agent, so /proc/1/exe is nothing to rewrite.
+func TestPodPIDHolderSealed(t *testing.T) {
+	testutil.RequireRoot(t)
+	pod, err := NewPod(testutil.Name(t, "pod"), PodOptions{
+		CgroupPath: "/" + testutil.Name(t, "pod"), PinDir: filepath.Join(t.TempDir(), "ns"),
+		Share: []namespaces.Type{namespaces.PID, namespaces.Network},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pod.Destroy() })
+	require.NotZero(t, pod.pinned.InitPID)
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pod.pinned.InitPID))
+	require.NoError(t, err)
+	assert.Contains(t, exe, "memfd:libjail-init", "the holder runs the sealed copy")
+	_, err = os.OpenFile(fmt.Sprintf("/proc/%d/exe", pod.pinned.InitPID), os.O_WRONLY, 0)
+	assert.Error(t, err, "the holder's executable cannot be opened for writing")
 }

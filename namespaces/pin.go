@@ -28,6 +28,10 @@ type PinOptions struct {
 	UserNS string
 	// Timeout bounds the wait for the helper process (default 10s).
 	Timeout time.Duration
+	// Executable is what the helper runs (it must link internal/nsenter, like the agent). Default
+	// /proc/self/exe. A pinned pid namespace's helper is pid 1 of every container that joins it, so
+	// its /proc/1/exe is theirs to open: give it a sealed copy that no one can write.
+	Executable string
 }
 
 // Pinned is a set of namespaces kept alive by bind mounts of their nsfs files under Dir, one file per
@@ -151,7 +155,11 @@ func Pin(dir string, types []Type, opts PinOptions) (pinned *Pinned, err error) 
 // startHolder starts the helper holding new namespaces of types and waits until they exist. done ends
 // the helper and reaps it.
 func startHolder(types []Type, opts PinOptions) (pid int, done func() error, err error) {
-	cmd := exec.Command("/proc/self/exe")
+	exe := opts.Executable
+	if exe == "" {
+		exe = "/proc/self/exe"
+	}
+	cmd := exec.Command(exe)
 	cmd.Args = []string{"libjail-nspin"}
 	cmd.Env = []string{}
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
