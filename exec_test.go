@@ -124,3 +124,41 @@ func TestNoThreadPerLiveContainer(t *testing.T) {
 	}
 	assert.Less(t, threads(t)-before, n/2, "threads grew from %d with %d more live containers", before, n)
 }
+
+// TestExecCwdThroughLeakedFD: the CVE-2024-21626 class for an exec'd process: a cwd naming an fd
+// the agent holds without O_CLOEXEC never gives it a directory outside the container's root.
+func TestExecCwdThroughLeakedFD(t *testing.T) {
+	testutil.RequireRoot(t)
+	spec := fixtures.Spec(fixtures.Rootfs(t), "/bin/sleep", "60")
+	spec.Linux.CgroupsPath = "/" + testutil.Name(t, "ctr")
+	c, err := New(testutil.Name(t, "c"), spec, Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Destroy(true) })
+	require.NoError(t, c.Start(t.Context()))
+	var top int
+	for i := 0; i < 2; i++ {
+		fd, err := unix.Open(t.TempDir(), unix.O_RDONLY|unix.O_DIRECTORY, 0) // no O_CLOEXEC, on purpose
+		require.NoError(t, err)
+		t.Cleanup(func() { unix.Close(fd) })
+		top = max(top, fd)
+	}
+	for n := 3; n <= top+3; n++ {
+		var out strings.Builder
+		p, err := c.Exec(t.Context(), &specs.Process{Args: []string{fixtures.ProbePath}, Cwd: "/proc/self/fd/" + strconv.Itoa(n)},
+			ExecOptions{Stdout: &out})
+		if err != nil {
+			continue // refused: the defence
+		}
+		_, err = p.Wait()
+		require.NoError(t, err)
+		if out.Len() > 0 {
+			r := decodeReport(t, out.String())
+			assert.True(t, strings.HasPrefix(r.Cwd, "/"), "fd %d: cwd %q is outside the root", n, r.Cwd)
+			for fd, target := range r.FDs {
+				if m, _ := strconv.Atoi(fd); m > 2 {
+					assert.Contains(t, []string{"", "anon_inode:[eventpoll]", "anon_inode:[eventfd]"}, target, "fd %s of the agent reached the exec'd process", fd)
+				}
+			}
+		}
+	}
+}
