@@ -36,10 +36,23 @@ mkdir -p "$B"
 rm -f "$D"/*.json "$D"/gobench-*.txt
 cat /proc/loadavg >"$D/loadavg-start"
 
+# runc, in the hybrid layout, enables controllers in the unified hierarchy's root (its cgroup
+# creation writes every parent's cgroup.subtree_control, the root's included): that cgroup is the
+# machine's, not ours, so put back what runc added when we are done.
+unified=/sys/fs/cgroup/unified
+root_controllers_before=$(cat "$unified/cgroup.subtree_control" 2>/dev/null || true)
+restore_unified_root() {
+	[ -f "$unified/cgroup.subtree_control" ] || return 0
+	local c
+	for c in $(cat "$unified/cgroup.subtree_control"); do
+		case " $root_controllers_before " in *" $c "*) ;; *) echo "-$c" >"$unified/cgroup.subtree_control" 2>/dev/null || true ;; esac
+	done
+}
 cleanup() {
 	# Containers, state and cgroups named libjail-bench-*, even after a failure.
 	[ -x "$B/libjail-bench" ] && "$B/libjail-bench" cleanup || true
 	rm -rf "$D"/libjail-bench-state-* "$D"/bundle-sleep-*
+	restore_unified_root # once no cgroup of ours uses what runc enabled
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
