@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -260,6 +261,7 @@ func (c *Container) plan() error {
 	if err := validateHooks(spec.Hooks); err != nil {
 		return err
 	}
+	c.warnUndefendable(caps, userNS, prog)
 	c.child = childPlan{
 		ID: c.id, Mounts: mp, Nodes: nodes, UserNS: userNS, Process: proc, Caps: caps, Seccomp: prog,
 		CgroupNS:        c.ns.DeferCgroup,
@@ -536,4 +538,21 @@ func (c *Container) teardown() error {
 		return fmt.Errorf("libjail: destroy container %q: %w", c.id, errors.Join(errs...))
 	}
 	return nil
+}
+
+// warnUndefendable warns about a spec that grants what the kernel's own controls cannot contain:
+// CAP_SYS_ADMIN in the initial user namespace with no seccomp filter can mount cgroupfs and,
+// without a cgroup namespace, leave its cgroups (device rules included). SECURITY.md, "What is not
+// covered". The spec is the caller's to decide; the warning says what it implies.
+func (c *Container) warnUndefendable(caps capabilities.Set, userNS bool, prog *seccomp.Program) {
+	if userNS || prog != nil {
+		return
+	}
+	for _, cp := range caps.Bounding {
+		if cp == capability.CAP_SYS_ADMIN {
+			c.log.Warn("CAP_SYS_ADMIN in the initial user namespace without seccomp: cgroup and mount restrictions, device rules included, cannot hold against this container",
+				"container", c.id, "field", "process.capabilities.bounding")
+			return
+		}
+	}
 }

@@ -2,6 +2,7 @@ package libjail
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/libjail/libjail/cgroups"
 	"github.com/libjail/libjail/internal/fixtures"
 	"github.com/libjail/libjail/internal/testutil"
+	"github.com/libjail/libjail/seccomp"
 )
 
 // These tests run whole containers and assert, from the probe's report, that each spec section
@@ -291,4 +293,23 @@ func TestSpecDenyAllFirst(t *testing.T) {
 	assert.Equal(t, "ok", r.Opens["/dev/null"])
 	assert.Equal(t, "ok", r.Opens["/dev/zero"], "a default device, after the spec's deny-all")
 	assert.Equal(t, "EPERM", r.Opens["/dev/loop0"])
+}
+
+// TestWarnsUndefendableSpec: CAP_SYS_ADMIN without a user namespace or seccomp is allowed (the
+// spec is the caller's) but named in a warning, since no cgroup rule can hold it.
+func TestWarnsUndefendableSpec(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	spec := fixtures.Spec(t.TempDir(), "/bin/true")
+	all := []string{"CAP_SYS_ADMIN", "CAP_CHOWN"}
+	spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
+	_, err := New("warned", spec, Options{Logger: log})
+	require.NoError(t, err)
+	assert.Contains(t, logs.String(), "CAP_SYS_ADMIN in the initial user namespace without seccomp")
+
+	logs.Reset()
+	spec.Linux.Seccomp = seccomp.Default()
+	_, err = New("not-warned", spec, Options{Logger: log})
+	require.NoError(t, err)
+	assert.NotContains(t, logs.String(), "CAP_SYS_ADMIN")
 }
