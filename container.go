@@ -244,7 +244,7 @@ func (c *Container) plan() error {
 			return err
 		}
 	}
-	proc, err := planProcess(spec.Process, haveCap(unix.CAP_SYS_RESOURCE))
+	proc, err := planProcess(spec.Process, haveCap(capability.CAP_SYS_RESOURCE))
 	if err != nil {
 		return err
 	}

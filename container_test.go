@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -165,7 +166,7 @@ func TestPlanErrors(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			if name == "rlimit raise" && haveCap(unix.CAP_SYS_RESOURCE) {
+			if name == "rlimit raise" && haveCap(capability.CAP_SYS_RESOURCE) {
 				t.Skip("skipped: this process has CAP_SYS_RESOURCE and may raise rlimits")
 			}
 			spec := fixtures.Spec(rootfs, "/bin/true")

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -46,7 +47,7 @@ func allCaps(t *testing.T) []string {
 	var held []string
 	for i, n := range names {
 		// The agent can only pass on what it holds (here, e.g., no CAP_SYS_RESOURCE).
-		if i <= last && haveCap(i) {
+		if i <= last && haveCap(capability.Cap(i)) {
 			held = append(held, n)
 		}
 	}

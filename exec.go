@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -72,7 +73,7 @@ func (c *Container) Exec(ctx context.Context, spec *specs.Process, opts ExecOpti
 	defer cancel()
 	stepErr := func(step Step, err error) error { return &StepError{ID: c.id + "/exec", Step: step, Err: err} }
 
-	proc, err := planProcess(spec, haveCap(unix.CAP_SYS_RESOURCE))
+	proc, err := planProcess(spec, haveCap(capability.CAP_SYS_RESOURCE))
 	if err != nil {
 		return nil, stepErr(StepPlan, err)
 	}

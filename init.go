@@ -259,9 +259,7 @@ func (ch *child) loadSeccomp(now bool) error {
 		return err
 	}
 	_, files, err := syncpipe.Receive[*resumeMsg](ch.ctx, ch.conn)
-	for _, f := range files {
-		f.Close()
-	}
+	closeFiles(files)
 	return err
 }
 
@@ -284,9 +282,7 @@ func (ch *child) awaitRuntimeHooks() error {
 		return err
 	}
 	_, files, err := syncpipe.Receive[*resumeMsg](ch.ctx, ch.conn)
-	for _, f := range files {
-		f.Close()
-	}
+	closeFiles(files)
 	return err
 }
 
@@ -315,9 +311,7 @@ func (ch *child) waitStart() error {
 		return err
 	}
 	_, files, err := syncpipe.Receive[*startMsg](ch.ctx, ch.conn)
-	for _, f := range files {
-		f.Close()
-	}
+	closeFiles(files)
 	return err
 }
 

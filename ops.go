@@ -1,12 +1,8 @@
 package libjail
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -140,21 +136,5 @@ func (c *Container) Pids() ([]int, error) {
 }
 
 func (c *Container) pidsLocked() ([]int, error) {
-	// Every hierarchy holds the same processes: read one.
-	for _, dir := range c.cg.Paths() {
-		f, err := os.Open(filepath.Join(dir, "cgroup.procs"))
-		if err != nil {
-			continue
-		}
-		defer f.Close()
-		var pids []int
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if pid, err := strconv.Atoi(sc.Text()); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-		return pids, sc.Err()
-	}
-	return nil, fmt.Errorf("libjail: container %q: no cgroup.procs to read", c.id)
+	return c.cg.Pids()
 }

@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/libjail/libjail/capabilities"
 )
 
 // processPlan is the planned process: what the child execs and as whom.
@@ -106,20 +110,10 @@ func planProcess(p *specs.Process, canRaise bool) (processPlan, error) {
 	return plan, nil
 }
 
-// haveCap reports whether this process has capability c in its effective set.
-func haveCap(c int) bool {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
-			var mask uint64
-			fmt.Sscanf(strings.TrimSpace(v), "%x", &mask)
-			return mask&(1<<uint(c)) != 0
-		}
-	}
-	return false
+// haveCap reports whether the calling thread has capability c in its effective set.
+func haveCap(c capability.Cap) bool {
+	cur, err := capabilities.Current()
+	return err == nil && slices.Contains(cur.Effective, c)
 }
 
 // lookPath finds the program in the container's root (the child has entered it) using the

@@ -200,5 +200,3 @@ func readBack(t *testing.T, dir, file string) string {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-var osStat = os.Stat

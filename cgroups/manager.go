@@ -43,6 +43,8 @@ type Manager interface {
 	DevicesDir() (dir string, v2 bool)
 	// Paths maps each controller (and "unified") to the cgroup's directory for it.
 	Paths() map[string]string
+	// Pids lists the processes of the cgroup itself (every hierarchy holds the same ones).
+	Pids() ([]int, error)
 	// OOMEvents delivers an event each time the kernel's OOM handling triggers in the cgroup, until
 	// the returned stop function is called or the cgroup is removed (then the channel closes).
 	OOMEvents() (events <-chan OOMEvent, stop func(), err error)
@@ -95,6 +97,23 @@ func (m *fsManager) controllerDir(c string) string {
 		}
 	}
 	return ""
+}
+
+func (m *fsManager) Pids() ([]int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	dir := m.v2
+	if dir == "" && len(m.v1) > 0 {
+		dir = m.v1[0].dir
+	}
+	if dir == "" {
+		return nil, &FieldError{Field: "pids", Err: ErrNoCgroups}
+	}
+	pids, err := readPids(dir)
+	if err != nil {
+		return nil, &FieldError{Field: "pids", Err: err}
+	}
+	return pids, nil
 }
 
 func (m *fsManager) Paths() map[string]string {

@@ -91,16 +91,8 @@ var procAllowed = map[string]bool{
 	"/proc/net/dev":   true,
 }
 
-var rootPropagation = map[string]uint64{
-	"shared":      unix.MS_SHARED,
-	"rshared":     unix.MS_SHARED | unix.MS_REC,
-	"slave":       unix.MS_SLAVE,
-	"rslave":      unix.MS_SLAVE | unix.MS_REC,
-	"private":     unix.MS_PRIVATE,
-	"rprivate":    unix.MS_PRIVATE | unix.MS_REC,
-	"unbindable":  unix.MS_UNBINDABLE,
-	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
-}
+// rootPropagation are the values of linux.rootfsPropagation: the same names as the mount options.
+var rootPropagation = propagationOptions
 
 // Plan plans the mounts of spec. It touches nothing: every error it returns names the spec field.
 func Plan(spec *specs.Spec, opts Options) (*RootfsPlan, error) {

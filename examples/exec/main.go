@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -43,16 +42,12 @@ func run(bundle, id string, tty bool, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	spec, err := libjail.ReadBundleSpec(dir)
 	if err != nil {
 		return 0, err
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(b, &spec); err != nil {
-		return 0, err
-	}
 	spec.Process.Args = []string{"/bin/sleep", "3600"}
-	c, err := libjail.New(id, &spec, libjail.Options{Bundle: dir})
+	c, err := libjail.New(id, spec, libjail.Options{Bundle: dir})
 	if err != nil {
 		return 0, err
 	}

@@ -64,7 +64,7 @@ func cmdExec(g *globals, args []string) error {
 	} else {
 		// The container's own process is the template, as with runc: user, env, capabilities,
 		// rlimits and no_new_privs carry over; the flags change them.
-		spec, err := loadSpec(c.State().Bundle)
+		spec, err := libjail.ReadBundleSpec(c.State().Bundle)
 		if err != nil {
 			return fmt.Errorf("exec: the container's config: %w", err)
 		}

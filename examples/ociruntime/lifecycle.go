@@ -70,7 +70,7 @@ func createContainer(g *globals, id string, o *createOpts) (*libjail.Container, 
 	if err != nil {
 		return nil, err
 	}
-	spec, err := loadSpec(bundle)
+	spec, err := libjail.ReadBundleSpec(bundle)
 	if err != nil {
 		return nil, err
 	}
@@ -98,19 +98,6 @@ func createContainer(g *globals, id string, o *createOpts) (*libjail.Container, 
 		return nil, err
 	}
 	return c, nil
-}
-
-func loadSpec(bundle string) (*specs.Spec, error) {
-	path := filepath.Join(bundle, "config.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &s, nil
 }
 
 // writePidFile writes pid atomically (temporary file, then rename), so a reader never sees a
@@ -194,7 +181,7 @@ func stateOf(c *libjail.Container) stateJSON {
 	if st.Status == specs.StateStopped {
 		st.Pid = 0
 	}
-	if spec, err := loadSpec(st.Bundle); err == nil && spec.Root != nil {
+	if spec, err := libjail.ReadBundleSpec(st.Bundle); err == nil && spec.Root != nil {
 		st.Rootfs = spec.Root.Path
 		if !filepath.IsAbs(st.Rootfs) {
 			st.Rootfs = filepath.Join(st.Bundle, st.Rootfs)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/libjail/libjail"
 	"github.com/libjail/libjail/internal/fixtures"
 	"github.com/libjail/libjail/internal/testutil"
 )
@@ -26,7 +27,7 @@ func TestUpdate(t *testing.T) {
 	r := newRuntime(t)
 	pidsDir := testutil.RequireCgroupV1(t, "pids")
 	bundle := r.bundle("", "sleep", "1000")
-	spec, err := loadSpec(bundle)
+	spec, err := libjail.ReadBundleSpec(bundle)
 	require.NoError(t, err)
 	id, _ := r.create(bundle)
 	r.ok("start", id)

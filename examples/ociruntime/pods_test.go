@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/libjail/libjail"
 	"github.com/libjail/libjail/internal/testutil"
 )
 
@@ -37,7 +38,7 @@ func TestPod(t *testing.T) {
 	list, err := os.ReadFile(filepath.Join(devDir, podCg, "devices.list"))
 	require.NoError(t, err)
 	assert.NotContains(t, string(list), "a *:* rwm")
-	spec1, err := loadSpec(b1)
+	spec1, err := libjail.ReadBundleSpec(b1)
 	require.NoError(t, err)
 	_, err = os.Stat(filepath.Join(devDir, spec1.Linux.CgroupsPath))
 	require.NoError(t, err)

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -14,8 +13,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
-
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/libjail/libjail"
 )
@@ -40,7 +37,7 @@ func run(bundle, id, parent string, noPivot, verbose bool) int {
 	if id == "" {
 		id = filepath.Base(dir)
 	}
-	spec, err := loadSpec(filepath.Join(dir, "config.json"))
+	spec, err := libjail.ReadBundleSpec(dir)
 	if err != nil {
 		return fail(err)
 	}
@@ -80,18 +77,6 @@ func run(bundle, id, parent string, noPivot, verbose bool) int {
 		return 128 + int(ws.Signal())
 	}
 	return st.ExitCode()
-}
-
-func loadSpec(path string) (*specs.Spec, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &s, nil
 }
 
 func fail(err error) int {
