@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/libjail/libjail/internal/testutil"
 )
@@ -24,13 +23,7 @@ func TestEscapeLeakedFDs(t *testing.T) {
 	rootfs := escapeRootfs(t)
 	marker, _ := hostFile(t, "fd")
 	dir := marker[:strings.LastIndex(marker, "/")]
-	var leaked []int
-	for _, p := range []string{dir, "/"} {
-		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY, 0) // no O_CLOEXEC, on purpose
-		require.NoError(t, err)
-		t.Cleanup(func() { unix.Close(fd) })
-		leaked = append(leaked, fd)
-	}
+	leaked := leakDirFDs(t, dir, "/")
 	// Every fd number up to a few above the highest leaked one: the child's own (its socket, the
 	// executable, the runtime's) and the agent's.
 	top := leaked[len(leaked)-1] + 4

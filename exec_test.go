@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -135,13 +136,7 @@ func TestExecCwdThroughLeakedFD(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Destroy(true) })
 	require.NoError(t, c.Start(t.Context()))
-	var top int
-	for i := 0; i < 2; i++ {
-		fd, err := unix.Open(t.TempDir(), unix.O_RDONLY|unix.O_DIRECTORY, 0) // no O_CLOEXEC, on purpose
-		require.NoError(t, err)
-		t.Cleanup(func() { unix.Close(fd) })
-		top = max(top, fd)
-	}
+	top := slices.Max(leakDirFDs(t, t.TempDir(), t.TempDir()))
 	for n := 3; n <= top+3; n++ {
 		var out strings.Builder
 		p, err := c.Exec(t.Context(), &specs.Process{Args: []string{fixtures.ProbePath}, Cwd: "/proc/self/fd/" + strconv.Itoa(n)},

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -193,13 +194,7 @@ func TestHooks(t *testing.T) {
 // closes every inherited fd first, and checks the cwd after chdir.
 func TestCwdThroughLeakedFD(t *testing.T) {
 	testutil.RequireRoot(t)
-	var top int
-	for i := 0; i < 2; i++ {
-		fd, err := unix.Open(t.TempDir(), unix.O_RDONLY|unix.O_DIRECTORY, 0) // no O_CLOEXEC, on purpose
-		require.NoError(t, err)
-		t.Cleanup(func() { unix.Close(fd) })
-		top = max(top, fd)
-	}
+	top := slices.Max(leakDirFDs(t, t.TempDir(), t.TempDir()))
 	for n := 3; n <= top+3; n++ {
 		spec := probeSpec(t)
 		spec.Process.Cwd = "/proc/self/fd/" + strconv.Itoa(n)
@@ -312,4 +307,18 @@ func TestWarnsUndefendableSpec(t *testing.T) {
 	_, err = New("not-warned", spec, Options{Logger: log})
 	require.NoError(t, err)
 	assert.NotContains(t, logs.String(), "CAP_SYS_ADMIN")
+}
+
+// leakDirFDs opens each directory without O_CLOEXEC, as careless agent code would, for the
+// test's lifetime, and returns the fds.
+func leakDirFDs(t *testing.T, dirs ...string) []int {
+	t.Helper()
+	var fds []int
+	for _, d := range dirs {
+		fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY, 0) // no O_CLOEXEC, on purpose
+		require.NoError(t, err)
+		t.Cleanup(func() { unix.Close(fd) })
+		fds = append(fds, fd)
+	}
+	return fds
 }
