@@ -127,10 +127,7 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 
 	if err := cg.Place(cmd.Process.Pid); err != nil {
 		if errors.Is(err, unix.ESRCH) {
-			// The child is already gone: report how, at the step it died in — after reading the
-			// progress it sent before dying, which the socket still holds.
-			c.drainProgress(ctx)
-			return c.failedStep(), c.childGone(ctx, fmt.Errorf("%w: %w", syncpipe.ErrPeerClosed, err))
+			return c.diedEarly(ctx, fmt.Errorf("%w: %w", syncpipe.ErrPeerClosed, err))
 		}
 		return StepPlaceCgroup, err
 	}
@@ -150,9 +147,7 @@ func (c *Container) create(ctx context.Context) (Step, error) {
 	closeFiles(idmapped)
 	if err != nil {
 		if errors.Is(err, syncpipe.ErrPeerClosed) {
-			// Dead before it could read its plan: name the step it died in.
-			c.drainProgress(ctx)
-			return c.failedStep(), c.childGone(ctx, err)
+			return c.diedEarly(ctx, err)
 		}
 		return StepSendPlan, c.childGone(ctx, err)
 	}
@@ -511,6 +506,13 @@ func (c *Container) openIDMapped(pid int) ([]*os.File, error) {
 		defer pinned.Release()
 		return os.Open(pinned.Path(namespaces.User))
 	})
+}
+
+// diedEarly reports a child found dead before the parent read its progress (placing it in its
+// cgroup, or sending its plan): the step it died in comes from the reports it left in the socket.
+func (c *Container) diedEarly(ctx context.Context, err error) (Step, error) {
+	c.drainProgress(ctx)
+	return c.failedStep(), c.childGone(ctx, err)
 }
 
 // drainProgress records the progress reports a dead child left in the socket, up to its end.
